@@ -1,0 +1,40 @@
+"""Choose device and dtype the way a T4, an A100 and a laptop each need.
+
+A T4 reports bf16 support it does not have at useful speed, so bf16 is used only from compute
+capability 8 (Ampere) on; CPUs get fp32 because fp16 matmuls there are slow or unsupported.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from core.errors import UserError
+
+_DTYPES = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16,
+           "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
+
+
+def pick_device(preference: str = "auto") -> str:
+    if preference in ("", "auto", None):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if preference.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError("device 'cuda' was asked for but no CUDA GPU is visible; use --device cpu")
+    return preference
+
+
+def supports_bf16(device: str) -> bool:
+    if not device.startswith("cuda"):
+        return False
+    major, _ = torch.cuda.get_device_capability(torch.device(device))
+    return major >= 8
+
+
+def pick_dtype(device: str, preference: str = "auto") -> torch.dtype:
+    if preference not in ("", "auto", None):
+        try:
+            return _DTYPES[preference]
+        except KeyError:
+            raise UserError(f"unknown dtype {preference!r}; use one of {', '.join(_DTYPES)}") from None
+    if device.startswith("cuda"):
+        return torch.bfloat16 if supports_bf16(device) else torch.float16
+    return torch.float32

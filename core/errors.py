@@ -1,0 +1,19 @@
+"""Errors a person can act on.
+
+Everything the CLI and the app show as one clear line derives from ``UserError``;
+anything else is a bug and may surface as a traceback.
+"""
+
+from __future__ import annotations
+
+
+class UserError(Exception):
+    """Bad input or an unavailable resource, phrased for the person who caused it."""
+
+
+class MediaError(UserError):
+    """Media that cannot be read, fetched or decoded."""
+
+
+class ModelUnavailableError(UserError):
+    """A model that cannot be loaded in the current profile (e.g. hub model offline)."""

@@ -1,0 +1,225 @@
+"""Write tweets with a causal LM: load (offline GGUF or hub), generate in batches, clean up.
+
+GGUF files load through transformers by dequantising to fp32, which takes 17–70 s; we do it
+once and keep a safetensors copy in the cache (reload in seconds). transformers marks a
+GGUF-loaded model as quantised, which makes ``save_pretrained`` and ``Trainer`` refuse it even
+though its layers are plain fp32 Linear; clearing the quantiser marks fixes both.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from core.devices import pick_device, pick_dtype
+from core.errors import ModelUnavailableError, UserError
+from core.model_files import gguf_file
+from core.registry import ModelSpec, cache_dir
+
+MAX_TWEET_CHARS = 280
+# Where a base model starts the next few-shot block or echoes a label, the tweet has ended.
+STOP_STRINGS = ("###", "\n\n", "\nImage description:", "\nCompany:", "\nTweet:", "<end_of_turn>", "<|im_end|>")
+
+
+@dataclass
+class GenerationConfig:
+    max_new_tokens: int = 60
+    num_candidates: int = 1  # > 1 implies sampling: greedy decoding would return n copies
+    do_sample: bool = False
+    temperature: float = 0.8
+    top_p: float = 0.95
+    repetition_penalty: float = 1.1
+    no_repeat_ngram_size: int = 3
+    batch_size: int = 8
+    seed: int = 0
+
+
+@dataclass
+class LLM:
+    spec: ModelSpec
+    model: torch.nn.Module
+    tokenizer: object
+    device: str
+
+    @property
+    def prompt_style(self) -> str:
+        if self.spec.adapter and (Path(self.spec.adapter) / "prompt_style.txt").is_file():
+            return (Path(self.spec.adapter) / "prompt_style.txt").read_text().strip()
+        if self.spec.is_offline_alias:
+            return self.spec.prompt_style
+        return "chat" if getattr(self.tokenizer, "chat_template", None) else "few-shot"
+
+
+def strip_quantization_marks(model: torch.nn.Module) -> torch.nn.Module:
+    """Let save_pretrained/Trainer accept a dequantised GGUF model (its weights are plain fp32)."""
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    for attr in ("is_quantized", "quantization_method"):
+        if hasattr(model, attr):
+            try:
+                delattr(model, attr)
+            except AttributeError:
+                pass
+    return model
+
+
+def converted_dir(spec: ModelSpec) -> Path:
+    return cache_dir() / "hf" / spec.model
+
+
+def convert_gguf(spec: ModelSpec) -> Path:
+    """The safetensors copy of an offline GGUF model, converting it on first use."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    target = converted_dir(spec)
+    if (target / ".complete").exists():
+        return target
+    source = gguf_file(spec)
+    print(f"converting {spec.model} from GGUF to safetensors (once, ~1 min)…", file=sys.stderr, flush=True)
+    tokenizer = AutoTokenizer.from_pretrained(source.parent, gguf_file=source.name)
+    model = AutoModelForCausalLM.from_pretrained(source.parent, gguf_file=source.name, dtype=torch.float32)
+    strip_quantization_marks(model)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    (tmp / ".complete").write_text(source.name)
+    shutil.rmtree(target, ignore_errors=True)
+    tmp.rename(target)
+    return target
+
+
+def _load_model(spec: ModelSpec, device: str):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder = str(convert_gguf(spec)) if spec.backend == "gguf" else spec.model
+    kwargs: dict = {"dtype": pick_dtype(device, spec.dtype)}
+    if spec.load_in_4bit:
+        if not device.startswith("cuda"):
+            raise UserError("4-bit loading needs a CUDA GPU; drop --4bit on this machine")
+        from transformers import BitsAndBytesConfig
+
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=kwargs["dtype"]
+        )
+        kwargs["device_map"] = {"": device}
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder, token=os.environ.get("HF_TOKEN"))
+        model = AutoModelForCausalLM.from_pretrained(folder, token=os.environ.get("HF_TOKEN"), **kwargs)
+    except OSError as exc:
+        raise ModelUnavailableError(
+            f"LLM {spec.model!r} cannot be loaded: {str(exc).splitlines()[0]}. Offline, pick one of the "
+            "offline profile's LLMs (gemma-3-270m, qwen2.5-0.5b, smollm2-135m); gated hub models need HF_TOKEN."
+        ) from None
+    if not spec.load_in_4bit:
+        model.to(device)
+    return model, tokenizer
+
+
+def load_llm(spec: ModelSpec) -> LLM:
+    device = pick_device(spec.device)
+    model, tokenizer = _load_model(spec, device)
+    if spec.adapter:
+        from peft import PeftModel
+
+        if not (Path(spec.adapter) / "adapter_config.json").is_file():
+            raise UserError(f"{spec.adapter}: not a LoRA adapter folder (no adapter_config.json)")
+        model = PeftModel.from_pretrained(model, spec.adapter)
+        if not spec.load_in_4bit:
+            model = model.merge_and_unload()  # merged weights generate as fast as the base model
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "left"  # batched generation continues every prompt from its last token
+    model.eval()
+    return LLM(spec=spec, model=model, tokenizer=tokenizer, device=device)
+
+
+_LABEL = re.compile(r"^\s*(tweet|answer|response)\s*:\s*", re.IGNORECASE)
+_QUOTES = "\"'“”‘’«»"
+
+
+def _dedupe_hashtags(text: str) -> str:
+    """Small models repeat hashtags (``#Sale #Sale #Sale``) and trail lone ``#``: keep each tag once."""
+    seen: set[str] = set()
+    words = []
+    for word in text.split(" "):
+        if word.startswith("#"):
+            tag = word.rstrip(".,!?").lower()
+            if tag in ("#", "") or tag in seen:
+                continue
+            seen.add(tag)
+        words.append(word)
+    return " ".join(words).strip()
+
+
+def clean_tweet(text: str, prompt: str = "") -> str:
+    """One tweet of at most 280 characters: no echoed prompt, no labels, no surrounding quotes."""
+    if prompt and text.startswith(prompt):
+        text = text[len(prompt):]
+    text = text.lstrip()
+    cut = min((i for i in (text.find(s) for s in STOP_STRINGS) if i > 0), default=len(text))
+    text = _LABEL.sub("", text[:cut])
+    text = " ".join(text.split())
+    while len(text) >= 2 and text[0] in _QUOTES and text[-1] in _QUOTES:
+        text = text[1:-1].strip()
+    text = text.strip(_QUOTES + " ") if text.count('"') == 1 else text
+    text = _dedupe_hashtags(text)
+    if len(text) > MAX_TWEET_CHARS:
+        clipped = text[: MAX_TWEET_CHARS - 1]
+        space = clipped.rfind(" ")
+        text = (clipped[:space] if space > MAX_TWEET_CHARS // 2 else clipped).rstrip(" ,;:-") + "…"
+    return text
+
+
+def _generate_batch(llm: LLM, prompts: list[str], cfg: GenerationConfig) -> list[list[str]]:
+    tok = llm.tokenizer
+    enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=llm.prompt_style != "chat")
+    enc = {k: v.to(llm.device) for k, v in enc.items()}
+    n = max(1, cfg.num_candidates)
+    sample = cfg.do_sample or n > 1
+    kwargs = dict(
+        max_new_tokens=cfg.max_new_tokens,
+        do_sample=sample,
+        num_return_sequences=n,
+        repetition_penalty=cfg.repetition_penalty,
+        no_repeat_ngram_size=cfg.no_repeat_ngram_size,
+        pad_token_id=tok.pad_token_id,
+        stop_strings=[s for s in STOP_STRINGS if s.strip() or s == "\n\n"],
+        tokenizer=tok,
+    )
+    if sample:
+        kwargs.update(temperature=cfg.temperature, top_p=cfg.top_p)
+    with torch.inference_mode():
+        out = llm.model.generate(**enc, **kwargs)
+    new_tokens = out[:, enc["input_ids"].shape[1]:]
+    texts = tok.batch_decode(new_tokens, skip_special_tokens=True)
+    return [[clean_tweet(t) for t in texts[i * n:(i + 1) * n]] for i in range(len(prompts))]
+
+
+def generate(
+    llm: LLM,
+    prompts: list[str],
+    cfg: GenerationConfig | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[list[str]]:
+    """Candidates for each prompt, generated ``cfg.batch_size`` prompts at a time with left padding."""
+    cfg = cfg or GenerationConfig()
+    torch.manual_seed(cfg.seed)
+    results: list[list[str]] = []
+    for start in range(0, len(prompts), max(1, cfg.batch_size)):
+        results.extend(_generate_batch(llm, prompts[start:start + cfg.batch_size], cfg))
+        if progress:
+            progress(len(results), len(prompts))
+    return results
+
+
+def count_new_tokens(llm: LLM, texts: list[str]) -> int:
+    return sum(len(llm.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts)

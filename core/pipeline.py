@@ -1,0 +1,250 @@
+"""Media + metadata → tweet, with every intermediate kept for the person to inspect.
+
+The pipeline loads each model the first time a request needs it (a text-only request never
+loads OCR or ASR) and keeps it. Callers that cache models elsewhere (Streamlit's
+``st.cache_resource``) pass their own ``loader``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from core.captioning import Caption, caption_images, load_captioner
+from core.errors import MediaError, UserError
+from core.generation import GenerationConfig, generate, load_llm
+from core.media import Media, load_media
+from core.ocr import OcrBox, load_ocr, read_images
+from core.prompt import TweetContext, build_prompt
+from core.registry import TASKS, ModelSpec, resolve
+from core.transcription import Segment, load_asr, transcribe
+
+LOADERS: dict[str, Callable[[ModelSpec], object]] = {
+    "captioning": load_captioner,
+    "ocr": load_ocr,
+    "asr": load_asr,
+    "llm": load_llm,
+}
+StageCallback = Callable[[str, str], None]  # (stage, "start" | "done" | "skipped" | "error: …")
+
+
+def load_model(spec: ModelSpec):
+    return LOADERS[spec.task](spec)
+
+
+@dataclass
+class PredictRequest:
+    company: str
+    username: str
+    date: str
+    likes: int | None = None
+    media: str | Path | bytes | None = None
+    media_name: str | None = None  # names the format of ``media`` bytes (an upload's file name)
+    base_dir: Path | None = None  # resolves relative media paths (a batch CSV's folder)
+
+
+@dataclass
+class Analysis:
+    """What the stages found in the media."""
+
+    caption: str = ""
+    labels: list[tuple[str, float]] = field(default_factory=list)
+    ocr: str = ""
+    ocr_boxes: list[OcrBox] = field(default_factory=list)
+    transcript: str = ""
+    segments: list[Segment] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    media: Media | None = None
+
+
+@dataclass
+class Prediction:
+    tweet: str
+    candidates: list[str]
+    prompt: str
+    analysis: Analysis
+
+    def to_dict(self) -> dict:
+        a = self.analysis
+        return {
+            "tweet": self.tweet,
+            "candidates": self.candidates,
+            "caption": a.caption,
+            "labels": [[label, score] for label, score in a.labels],
+            "ocr": a.ocr,
+            "ocr_boxes": [asdict(b) for b in a.ocr_boxes],
+            "transcript": a.transcript,
+            "segments": [asdict(s) for s in a.segments],
+            "prompt": self.prompt,
+            "timings": {k: round(v, 3) for k, v in a.timings.items()},
+            "errors": a.errors,
+        }
+
+
+def _join_captions(captions: list[Caption]) -> tuple[str, list[tuple[str, float]]]:
+    """One caption for several keyframes: distinct captions in order, labels of the first frame."""
+    seen: list[str] = []
+    for c in captions:
+        if c.caption and c.caption not in seen:
+            seen.append(c.caption)
+    return "; ".join(seen), (captions[0].labels if captions else [])
+
+
+def format_date(value: str) -> str:
+    """``2020-12-12 00:47:00+00:00`` → ``2020-12-12 00:47``: what a person would write; raw text otherwise."""
+    import pandas as pd
+
+    try:
+        stamp = pd.Timestamp(str(value))
+    except (ValueError, TypeError):
+        return str(value)
+    if pd.isna(stamp):
+        return str(value)
+    return stamp.strftime("%Y-%m-%d %H:%M")
+
+
+class Pipeline:
+    def __init__(
+        self,
+        specs: dict[str, ModelSpec] | None = None,
+        *,
+        profile: str | None = None,
+        loader: Callable[[ModelSpec], object] = load_model,
+    ) -> None:
+        specs = dict(specs or {})
+        for task in TASKS:
+            specs.setdefault(task, resolve(task, profile=profile))
+        self.specs = specs
+        self._loader = loader
+        self._models: dict[str, object] = {}
+        self.load_seconds: dict[str, float] = {}
+
+    def model(self, task: str):
+        if task not in self._models:
+            start = time.perf_counter()
+            self._models[task] = self._loader(self.specs[task])
+            self.load_seconds[task] = time.perf_counter() - start
+        return self._models[task]
+
+    def analyse(self, media: Media | None, on_stage: StageCallback | None = None) -> Analysis:
+        """Caption + OCR on the images, ASR on the audio; a failing stage is recorded, not raised."""
+        result = Analysis(media=media)
+        if media is None:
+            return result
+        result.errors.extend(media.errors)
+        stages = [
+            ("captioning", bool(media.images), self._caption),
+            ("ocr", bool(media.images), self._ocr),
+            ("asr", media.audio is not None, self._transcribe),
+        ]
+        for task, applies, run in stages:
+            if not applies:
+                if on_stage:
+                    on_stage(task, "skipped")
+                continue
+            if on_stage:
+                on_stage(task, "start")
+            start = time.perf_counter()
+            try:
+                run(media, result)
+                if on_stage:
+                    on_stage(task, "done")
+            except MediaError as exc:
+                result.errors.append(f"{task}: {exc}")
+                if on_stage:
+                    on_stage(task, f"error: {exc}")
+            result.timings[task] = time.perf_counter() - start
+        return result
+
+    def _caption(self, media: Media, out: Analysis) -> None:
+        out.caption, out.labels = _join_captions(caption_images(self.model("captioning"), media.images))
+
+    def _ocr(self, media: Media, out: Analysis) -> None:
+        found = read_images(self.model("ocr"), media.images)
+        out.ocr, out.ocr_boxes = found.text, found.boxes
+
+    def _transcribe(self, media: Media, out: Analysis) -> None:
+        found = transcribe(self.model("asr"), media.audio)
+        out.transcript, out.segments = found.text, found.segments
+
+    def load_request_media(self, request: PredictRequest) -> tuple[Media | None, list[str]]:
+        if request.media is None or (isinstance(request.media, str) and not request.media.strip()):
+            return None, []
+        try:
+            return load_media(request.media, filename=request.media_name, base_dir=request.base_dir), []
+        except MediaError as exc:
+            return None, [f"media: {exc}"]
+
+    def build_prompt(self, request: PredictRequest, analysis: Analysis) -> str:
+        if not str(request.company).strip() or not str(request.username).strip():
+            raise UserError("company and username are required")
+        ctx = TweetContext(
+            company=str(request.company).strip(),
+            username=str(request.username).strip(),
+            date=format_date(request.date),
+            likes=request.likes,
+            caption=analysis.caption,
+            ocr_text=analysis.ocr,
+            transcript=analysis.transcript,
+        )
+        llm = self.model("llm")
+        return build_prompt(ctx, llm.prompt_style, llm.tokenizer)
+
+    def prepare(self, request: PredictRequest, on_stage: StageCallback | None = None) -> tuple[str, Analysis]:
+        """Media → analysis → prompt: everything before the LLM writes."""
+        start = time.perf_counter()
+        media, errors = self.load_request_media(request)
+        load_time = time.perf_counter() - start
+        analysis = self.analyse(media, on_stage)
+        analysis.errors[:0] = errors
+        analysis.timings = {"media": load_time, **analysis.timings}
+        return self.build_prompt(request, analysis), analysis
+
+    def predict(
+        self,
+        request: PredictRequest,
+        cfg: GenerationConfig | None = None,
+        on_stage: StageCallback | None = None,
+    ) -> Prediction:
+        prompt, analysis = self.prepare(request, on_stage)
+        if on_stage:
+            on_stage("llm", "start")
+        start = time.perf_counter()
+        candidates = generate(self.model("llm"), [prompt], cfg)[0]
+        analysis.timings["llm"] = time.perf_counter() - start
+        if on_stage:
+            on_stage("llm", "done")
+        analysis.timings["total"] = sum(analysis.timings.values())
+        return Prediction(tweet=candidates[0], candidates=candidates, prompt=prompt, analysis=analysis)
+
+    def predict_many(
+        self,
+        requests: list[PredictRequest],
+        cfg: GenerationConfig | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> list[Prediction]:
+        """Analyse each request, then generate all tweets in batches (left padding): much faster than one by one."""
+        prepared: list[tuple[str, Analysis]] = []
+        for i, request in enumerate(requests):
+            try:
+                prepared.append(self.prepare(request))
+            except UserError as exc:  # one bad row (e.g. no company) must not stop the others
+                prepared.append(("", Analysis(errors=[str(exc)])))
+            if progress:
+                progress(i + 1, 2 * len(requests))
+        prompts = [p for p, _ in prepared if p]
+        start = time.perf_counter()
+        outputs = iter(generate(self.model("llm"), prompts, cfg) if prompts else [])
+        per_row = (time.perf_counter() - start) / max(1, len(prompts))
+        if progress:
+            progress(2 * len(requests), 2 * len(requests))
+        predictions = []
+        for prompt, analysis in prepared:
+            candidates = next(outputs) if prompt else [""]
+            analysis.timings["llm"] = per_row if prompt else 0.0
+            analysis.timings["total"] = sum(analysis.timings.values())
+            predictions.append(Prediction(tweet=candidates[0], candidates=candidates, prompt=prompt, analysis=analysis))
+        return predictions

@@ -1,0 +1,128 @@
+"""Fold what the stages found and the tweet's metadata into one instruction prompt.
+
+The fields follow the content-simulation task (DESIGN.md §4): a role line, an instruction to
+weave the image's text into the tweet, then labelled fields. Engagement is stated in words
+(a log-scale likes bucket) so one model can write for a target engagement. Base models get a
+few-shot completion prompt (they loop without examples); instruct models get their chat template.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+MAX_FIELD_CHARS = 400  # long OCR/transcripts crowd out the examples in a small context
+ROLE = (
+    "You are the social media manager of {company}. Write one engaging, human-sounding tweet "
+    "for the account @{username}."
+)
+INSTRUCTION = (
+    "Use the details below. If the image contains text, weave its words into the tweet. "
+    "Keep it under 280 characters, use at most two emojis, and do not repeat the labels."
+)
+# Upper bounds (exclusive) of each bucket; likes in dumps are skewed (median ~73), so log-scale steps.
+LIKES_BUCKETS = ((10, "very low"), (100, "low"), (1_000, "medium"), (10_000, "high"), (math.inf, "very high"))
+
+
+@dataclass(frozen=True)
+class TweetContext:
+    company: str
+    username: str
+    date: str
+    likes: int | None = None
+    caption: str = ""
+    ocr_text: str = ""
+    transcript: str = ""
+
+
+def likes_bucket(likes: int | float | None) -> str | None:
+    if likes is None or (isinstance(likes, float) and math.isnan(likes)):
+        return None
+    for bound, name in LIKES_BUCKETS:
+        if likes < bound:
+            return name
+    return LIKES_BUCKETS[-1][1]
+
+
+def _clip(text: str) -> str:
+    text = " ".join(str(text or "").split())
+    return text if len(text) <= MAX_FIELD_CHARS else text[: MAX_FIELD_CHARS - 1].rstrip() + "…"
+
+
+def fields_block(ctx: TweetContext) -> str:
+    """Labelled fields; empty media fields are left out so the model does not echo "none"."""
+    lines = []
+    for label, value in (
+        ("Image description", ctx.caption),
+        ("Text in the image", ctx.ocr_text),
+        ("Audio transcript", ctx.transcript),
+    ):
+        if _clip(value):
+            lines.append(f"{label}: {_clip(value)}")
+    lines += [f"Company: {ctx.company}", f"Username: @{ctx.username.lstrip('@')}", f"Date and time: {ctx.date}"]
+    bucket = likes_bucket(ctx.likes)
+    if bucket:
+        lines.append(f"Engagement: this tweet gets {bucket} likes ({int(ctx.likes)})")
+    return "\n".join(lines)
+
+
+def instruction(ctx: TweetContext) -> str:
+    role = ROLE.format(company=ctx.company, username=ctx.username.lstrip("@"))
+    return f"{role} {INSTRUCTION}\n\n{fields_block(ctx)}"
+
+
+# Hand-written examples in the dump's own style (placeholders included), used when the caller has none.
+DEFAULT_EXAMPLES: tuple[tuple[TweetContext, str], ...] = (
+    (
+        TweetContext(
+            company="Blue Bottle Coffee",
+            username="bluebottleroast",
+            date="2021-05-14 09:30",
+            likes=240,
+            caption="a photo of an espresso",
+            ocr_text="NEW Cold Brew Tonic",
+        ),
+        "Meet our NEW Cold Brew Tonic ☕✨ bright, bubbly and ready for sunny mornings. Find it in cafés "
+        "today <hyperlink>",
+    ),
+    (
+        TweetContext(
+            company="Volvo Cars",
+            username="volvocars",
+            date="2022-11-02 17:05",
+            likes=1800,
+            caption="a photo of a sports car",
+            ocr_text="EX90 Safety first",
+        ),
+        "Safety first, always. The fully electric EX90 is built to protect what matters most. Take a closer "
+        "look with <mention> <hyperlink>",
+    ),
+)
+
+
+def few_shot_prompt(ctx: TweetContext, examples: tuple[tuple[TweetContext, str], ...] = DEFAULT_EXAMPLES) -> str:
+    """A completion prompt: examples, then the target's fields with ``Tweet:`` left open."""
+    blocks = [f"{instruction(ex)}\nTweet: {tweet}" for ex, tweet in examples]
+    blocks.append(f"{instruction(ctx)}\nTweet:")
+    return "\n\n###\n\n".join(blocks)
+
+
+def chat_prompt(ctx: TweetContext, tokenizer) -> str:
+    """The model's own chat template, so instruct models see the format they were tuned on."""
+    messages = [{"role": "user", "content": instruction(ctx) + "\n\nReply with the tweet only."}]
+    if getattr(tokenizer, "chat_template", None):
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    return f"{messages[0]['content']}\nTweet:"
+
+
+def build_prompt(
+    ctx: TweetContext,
+    style: str = "few-shot",
+    tokenizer=None,
+    examples: tuple[tuple[TweetContext, str], ...] | None = None,
+) -> str:
+    if style == "chat":
+        return chat_prompt(ctx, tokenizer)
+    if style == "zero-shot":
+        return f"{instruction(ctx)}\nTweet:"
+    return few_shot_prompt(ctx, DEFAULT_EXAMPLES if examples is None else examples)
