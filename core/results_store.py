@@ -1,0 +1,302 @@
+"""Persistent store of evaluation runs (SQLite, stdlib only).
+
+Benchmarks, training scripts and the app's leaderboard write here, sometimes at the
+same time, and the numbers must outlive the process.  So: WAL journal (readers never
+block the writer), a generous busy timeout (writers queue instead of failing), one
+``BEGIN IMMEDIATE`` transaction per run (a run and its samples appear together or not
+at all) and a fresh connection per call (safe from any thread, e.g. Streamlit's).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+BUSY_TIMEOUT_S = 60.0
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    task TEXT NOT NULL,
+    model TEXT NOT NULL,
+    adapter TEXT,
+    dataset TEXT,
+    dataset_hash TEXT,
+    n INTEGER NOT NULL,
+    metrics TEXT NOT NULL,
+    ci TEXT NOT NULL,
+    signature TEXT,
+    wall_time_s REAL,
+    throughput REAL,
+    hardware TEXT,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS runs_task ON runs(task);
+CREATE TABLE IF NOT EXISTS samples (
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    idx INTEGER NOT NULL,
+    input TEXT,
+    prediction TEXT,
+    reference TEXT,
+    score REAL,
+    PRIMARY KEY (run_id, idx)
+);
+"""
+
+_RUN_COLUMNS = (
+    "id, task, model, adapter, dataset, dataset_hash, n, metrics, ci, signature, "
+    "wall_time_s, throughput, hardware, created_at"
+)
+
+
+@dataclass
+class RunRecord:
+    """One evaluation run.  ``id``, ``hardware`` and ``created_at`` are filled on record."""
+
+    task: str
+    model: str
+    n: int
+    metrics: dict[str, float]
+    ci: dict[str, list[float]] = field(default_factory=dict)
+    adapter: str | None = None
+    dataset: str | None = None
+    dataset_hash: str | None = None
+    signature: str | None = None
+    wall_time_s: float | None = None
+    throughput: float | None = None
+    hardware: str | None = None
+    created_at: str | None = None
+    id: int | None = None
+
+
+@dataclass
+class SampleRecord:
+    """One scored sample of a run, for drill-down (``score`` is the per-sample metric)."""
+
+    idx: int
+    input: str
+    prediction: str
+    reference: str
+    score: float | None = None
+
+
+def default_store_path() -> Path:
+    """``$M2T_RESULTS_DB`` or ``~/.cache/media2tweet/results.sqlite``."""
+    env = os.environ.get("M2T_RESULTS_DB")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "media2tweet" / "results.sqlite"
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+@lru_cache(maxsize=1)
+def hardware_description() -> str:
+    """E.g. ``"AMD EPYC 7B13, 2 cores; GPU: NVIDIA H100"`` so timings can be compared fairly.
+
+    The GPU is looked up only if torch is importable (it is optional for this module).
+    """
+    parts = [f"{_cpu_model()}, {os.cpu_count()} cores"]
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            parts.append(
+                "GPU: " + ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
+            )
+    except ImportError:
+        pass
+    return "; ".join(parts)
+
+
+def file_hash(path: str | Path, *, chunk_size: int = 1 << 20) -> str:
+    """SHA-256 hex digest of a file, streamed, to tell which exact dataset a run scored."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk_size):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _enable_wal(conn: sqlite3.Connection) -> None:
+    """Switch the file to WAL (persistent), retrying while another process does the same.
+
+    The switch needs exclusive access and SQLite answers "database is locked" at once,
+    without consulting the busy timeout, when two new connections race to make it.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    delay = 0.005
+    while True:
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+                return
+            conn.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
+
+
+def _run_from_row(row: sqlite3.Row) -> RunRecord:
+    return RunRecord(
+        id=row["id"],
+        task=row["task"],
+        model=row["model"],
+        adapter=row["adapter"],
+        dataset=row["dataset"],
+        dataset_hash=row["dataset_hash"],
+        n=row["n"],
+        metrics=json.loads(row["metrics"]),
+        ci=json.loads(row["ci"]),
+        signature=row["signature"],
+        wall_time_s=row["wall_time_s"],
+        throughput=row["throughput"],
+        hardware=row["hardware"],
+        created_at=row["created_at"],
+    )
+
+
+class ResultsStore:
+    """Runs and their samples in one SQLite file; safe for concurrent processes."""
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        self.path = Path(path) if path is not None else default_store_path()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as conn:
+            _enable_wal(conn)
+            with self._transaction(conn):
+                for statement in filter(str.strip, _SCHEMA.split(";")):
+                    conn.execute(statement)
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        try:
+            conn.row_factory = sqlite3.Row
+            conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+            conn.execute("PRAGMA foreign_keys=ON")
+            yield conn
+        finally:
+            conn.close()
+
+    @staticmethod
+    @contextmanager
+    def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
+        # IMMEDIATE takes the write lock up front, so two writers queue on the busy
+        # timeout instead of deadlocking on a read->write lock upgrade.
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def record_run(self, run: RunRecord, samples: list[SampleRecord] | None = None) -> int:
+        """Store a run and its samples atomically; return the new run id (also set on ``run``)."""
+        run.hardware = run.hardware or hardware_description()
+        run.created_at = run.created_at or datetime.now(UTC).isoformat(timespec="seconds")
+        with self._connect() as conn, self._transaction(conn):
+            cur = conn.execute(
+                "INSERT INTO runs (task, model, adapter, dataset, dataset_hash, n, metrics, ci, signature, "
+                "wall_time_s, throughput, hardware, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    run.task,
+                    run.model,
+                    run.adapter,
+                    run.dataset,
+                    run.dataset_hash,
+                    int(run.n),
+                    json.dumps(run.metrics, sort_keys=True),
+                    json.dumps(run.ci, sort_keys=True),
+                    run.signature,
+                    run.wall_time_s,
+                    run.throughput,
+                    run.hardware,
+                    run.created_at,
+                ),
+            )
+            run_id = int(cur.lastrowid or 0)
+            conn.executemany(
+                "INSERT INTO samples (run_id, idx, input, prediction, reference, score) VALUES (?,?,?,?,?,?)",
+                [(run_id, s.idx, s.input, s.prediction, s.reference, s.score) for s in samples or []],
+            )
+        run.id = run_id
+        return run_id
+
+    def runs(self, task: str | None = None) -> list[RunRecord]:
+        """All runs (of one task if given), oldest first."""
+        query = f"SELECT {_RUN_COLUMNS} FROM runs"
+        params: tuple[Any, ...] = ()
+        if task is not None:
+            query += " WHERE task = ?"
+            params = (task,)
+        with self._connect() as conn:
+            return [_run_from_row(row) for row in conn.execute(query + " ORDER BY id", params)]
+
+    def run(self, run_id: int) -> RunRecord | None:
+        """One run by id, or None."""
+        with self._connect() as conn:
+            row = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return _run_from_row(row) if row else None
+
+    def samples(self, run_id: int) -> list[SampleRecord]:
+        """The samples of one run, in index order."""
+        with self._connect() as conn:
+            rows = conn.execute(
+                "SELECT idx, input, prediction, reference, score FROM samples WHERE run_id = ? ORDER BY idx",
+                (run_id,),
+            ).fetchall()
+        return [SampleRecord(**dict(row)) for row in rows]
+
+    def delete_run(self, run_id: int) -> None:
+        """Remove a run and its samples."""
+        with self._connect() as conn, self._transaction(conn):
+            conn.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+
+    def runs_frame(self, task: str | None = None) -> pd.DataFrame:
+        """Runs as a DataFrame, one column per metric (for leaderboards and plots)."""
+        import pandas as pd
+
+        rows = []
+        for run in self.runs(task):
+            row: dict[str, Any] = {
+                "id": run.id,
+                "task": run.task,
+                "model": run.model,
+                "adapter": run.adapter,
+                "dataset": run.dataset,
+                "dataset_hash": run.dataset_hash,
+                "n": run.n,
+                "signature": run.signature,
+                "wall_time_s": run.wall_time_s,
+                "throughput": run.throughput,
+                "hardware": run.hardware,
+                "created_at": run.created_at,
+            }
+            row.update(run.metrics)
+            rows.append(row)
+        return pd.DataFrame(rows)
