@@ -64,19 +64,45 @@ def _spec(args, task: str):
     )
 
 
-def _load(spec):
-    from core.pipeline import load_model
+class _Lazy:
+    """A model loaded on first use, so commands whose inputs are all bad never load it."""
 
-    _say(f"loading {spec.task} model {spec.model} ({spec.backend})…")
-    return load_model(spec)
+    def __init__(self, spec) -> None:
+        self.spec = spec
+        self._model = None
+
+    def get(self):
+        if self._model is None:
+            from core.pipeline import load_model
+
+            _say(f"loading {self.spec.task} model {self.spec.model} ({self.spec.backend})…")
+            self._model = load_model(self.spec)
+        return self._model
 
 
-def _for_each_file(files: list[str], desc: str, work) -> tuple[list[dict], int]:
-    """Run ``work(path)`` on each file; a bad file is reported and skipped, the rest still run."""
-    results, failures = [], 0
-    for name in _progress(files, desc):
+def _for_each_file(files: list[str], desc: str, needs: str, work) -> tuple[list[dict], int]:
+    """Decode each file, then run ``work(name, media)``; a bad file is reported and skipped.
+
+    Files are decoded before any model loads, so a typo'd path fails in a second, not after a model load.
+    """
+    from core.media import load_media
+
+    decoded, failures = [], 0
+    for name in files:
         try:
-            results.append({"file": name, **work(name)})
+            media = load_media(Path(name))
+            if needs == "image" and not media.images:
+                raise UserError(f"{name}: has no image (it is {media.kind})")
+            if needs == "audio" and media.audio is None:
+                raise UserError(f"{name}: has no audio track")
+            decoded.append((name, media))
+        except UserError as exc:
+            failures += 1
+            _say(f"error: {exc}")
+    results = []
+    for name, media in _progress(decoded, desc):
+        try:
+            results.append({"file": name, **work(name, media)})
         except UserError as exc:
             failures += 1
             _say(f"error: {exc}")
@@ -85,55 +111,43 @@ def _for_each_file(files: list[str], desc: str, work) -> tuple[list[dict], int]:
 
 def cmd_caption(args) -> int:
     from core.captioning import caption_images
-    from core.media import load_media
 
-    captioner = _load(_spec(args, "captioning"))
+    model = _Lazy(_spec(args, "captioning"))
 
-    def work(name: str) -> dict:
-        media = load_media(Path(name))
-        if not media.images:
-            raise UserError(f"{name}: has no image to caption")
-        cap = caption_images(captioner, media.images[:1])[0]
+    def work(name: str, media) -> dict:
+        cap = caption_images(model.get(), media.images[:1])[0]
         return {"caption": cap.caption, "labels": [[label, score] for label, score in cap.labels]}
 
-    results, failures = _for_each_file(args.files, "captioning", work)
+    results, failures = _for_each_file(args.files, "captioning", "image", work)
     _emit(results, args.json, "\n".join(f"{r['file']}\t{r['caption']}" for r in results))
     return 1 if failures else 0
 
 
 def cmd_ocr(args) -> int:
-    from core.media import load_media
     from core.ocr import read_images
 
-    reader = _load(_spec(args, "ocr"))
+    model = _Lazy(_spec(args, "ocr"))
 
-    def work(name: str) -> dict:
-        media = load_media(Path(name))
-        if not media.images:
-            raise UserError(f"{name}: has no image to read")
-        return read_images(reader, media.images).to_dict()
+    def work(name: str, media) -> dict:
+        return read_images(model.get(), media.images).to_dict()
 
-    results, failures = _for_each_file(args.files, "ocr", work)
+    results, failures = _for_each_file(args.files, "ocr", "image", work)
     _emit(results, args.json, "\n\n".join(f"== {r['file']}\n{r['text']}" for r in results))
     return 1 if failures else 0
 
 
 def cmd_transcribe(args) -> int:
-    from core.media import load_media
     from core.transcription import to_srt, to_vtt, transcribe
 
-    asr = _load(_spec(args, "asr"))
+    model = _Lazy(_spec(args, "asr"))
     rendered: list[str] = []
 
-    def work(name: str) -> dict:
-        media = load_media(Path(name))
-        if media.audio is None:
-            raise UserError(f"{name}: has no audio track")
-        transcript = transcribe(asr, media.audio, language=args.language)
+    def work(name: str, media) -> dict:
+        transcript = transcribe(model.get(), media.audio, language=args.language)
         rendered.append({"srt": to_srt, "vtt": to_vtt}.get(args.format, lambda t: t.text)(transcript))
         return transcript.to_dict()
 
-    results, failures = _for_each_file(args.files, "transcribing", work)
+    results, failures = _for_each_file(args.files, "transcribing", "audio", work)
     _emit(results, args.json, "\n\n".join(rendered))
     return 1 if failures else 0
 
@@ -172,8 +186,13 @@ def cmd_predict(args) -> int:
         elif state not in ("start", "skipped"):
             _say(f"{stage}: {state}")
 
+    media = None
+    if args.media:
+        from core.media import load_media
+
+        media = load_media(args.media)  # a media the user named explicitly must load: fail before the models
     request = PredictRequest(company=args.company, username=args.username, date=args.date, likes=args.likes,
-                             media=args.media)
+                             media=media)
     prediction = pipeline.predict(request, _generation_config(args), on_stage=on_stage)
     for error in prediction.analysis.errors:
         _say(f"warning: {error}")
@@ -192,7 +211,7 @@ def cmd_predict(args) -> int:
 def cmd_batch(args) -> int:
     from tqdm import tqdm
 
-    from core.batch import run_batch, read_tweet_csv
+    from core.batch import read_tweet_csv, run_batch
 
     in_path, out_path = Path(args.input), Path(args.out)
     read_tweet_csv(in_path)  # fail on a bad CSV before loading any model

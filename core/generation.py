@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from transformers import StoppingCriteria, StoppingCriteriaList
 
 from core.devices import pick_device, pick_dtype
 from core.errors import ModelUnavailableError, UserError
@@ -179,6 +180,23 @@ def clean_tweet(text: str, prompt: str = "") -> str:
     return text
 
 
+class _StopOnStrings(StoppingCriteria):
+    """Stop each sequence once its new text contains a stop string.
+
+    transformers' own ``stop_strings`` needs a tokenizer whose vocabulary it can map back to
+    strings with a prefix trick, which fails on word-level tokenizers; decoding is cheap here.
+    """
+
+    def __init__(self, tokenizer, prompt_length: int) -> None:
+        self.tokenizer = tokenizer
+        self.prompt_length = prompt_length
+
+    def __call__(self, input_ids: torch.LongTensor, scores, **kwargs) -> torch.BoolTensor:
+        texts = self.tokenizer.batch_decode(input_ids[:, self.prompt_length:], skip_special_tokens=False)
+        done = [any(t.lstrip().find(stop) > 0 for stop in STOP_STRINGS) for t in texts]
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+
+
 def _generate_batch(llm: LLM, prompts: list[str], cfg: GenerationConfig) -> list[list[str]]:
     tok = llm.tokenizer
     enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=llm.prompt_style != "chat")
@@ -192,8 +210,7 @@ def _generate_batch(llm: LLM, prompts: list[str], cfg: GenerationConfig) -> list
         repetition_penalty=cfg.repetition_penalty,
         no_repeat_ngram_size=cfg.no_repeat_ngram_size,
         pad_token_id=tok.pad_token_id,
-        stop_strings=[s for s in STOP_STRINGS if s.strip() or s == "\n\n"],
-        tokenizer=tok,
+        stopping_criteria=StoppingCriteriaList([_StopOnStrings(tok, enc["input_ids"].shape[1])]),
     )
     if sample:
         kwargs.update(temperature=cfg.temperature, top_p=cfg.top_p)

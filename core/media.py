@@ -218,12 +218,14 @@ def load_dump_field(text: str, base_dir: Path | None = None) -> Media:
 
 
 def load_media(
-    source: str | Path | bytes,
+    source: str | Path | bytes | Media,
     *,
     filename: str | None = None,
     base_dir: Path | None = None,
 ) -> Media:
     """Media from a path, URL, tweet-dump media field, or bytes (then ``filename`` names the format)."""
+    if isinstance(source, Media):
+        return source
     if isinstance(source, bytes | bytearray):
         return decode_bytes(bytes(source), filename or "upload")
     if isinstance(source, Path):

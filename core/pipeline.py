@@ -40,7 +40,7 @@ class PredictRequest:
     username: str
     date: str
     likes: int | None = None
-    media: str | Path | bytes | None = None
+    media: str | Path | bytes | Media | None = None
     media_name: str | None = None  # names the format of ``media`` bytes (an upload's file name)
     base_dir: Path | None = None  # resolves relative media paths (a batch CSV's folder)
 

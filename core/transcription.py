@@ -96,8 +96,11 @@ def _transformers_whisper(asr: ASR, audio: np.ndarray, language: str | None) -> 
     for start in range(0, len(audio), chunk):
         piece = audio[start:start + chunk]
         feats = asr.processor(piece, sampling_rate=SAMPLE_RATE, return_tensors="pt").input_features
-        kwargs = {"task": "transcribe"}
-        if language and getattr(asr.model.generation_config, "lang_to_id", None):
+        gen = asr.model.generation_config
+        kwargs = {}
+        if getattr(gen, "task_to_id", None):  # multilingual checkpoints; English-only and custom ones lack it
+            kwargs["task"] = "transcribe"
+        if language and getattr(gen, "lang_to_id", None):
             kwargs["language"] = language
         with torch.inference_mode():
             ids = asr.model.generate(feats.to(asr.device, dtype), max_new_tokens=200, **kwargs)
