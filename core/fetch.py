@@ -13,7 +13,7 @@ import requests
 from core.errors import MediaError
 
 DEFAULT_TIMEOUT_S = 15.0
-DEFAULT_MAX_BYTES = int(os.environ.get("M2T_MAX_MEDIA_BYTES", 200 * 1024 * 1024))
+DEFAULT_MAX_BYTES = int(os.environ.get("M2T_MAX_MEDIA_BYTES", 500 * 1024 * 1024))  # = the app's upload limit
 _HEADERS = {"User-Agent": "Media2Tweet/0.1 (+https://github.com/media2tweet)"}
 
 

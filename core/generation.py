@@ -32,6 +32,7 @@ STOP_STRINGS = ("###", "\n\n", "\nImage description:", "\nCompany:", "\nTweet:",
 @dataclass
 class GenerationConfig:
     max_new_tokens: int = 60
+    min_new_tokens: int = 0  # benchmarks set it to max_new_tokens so every run writes the same number of tokens
     num_candidates: int = 1  # > 1 implies sampling: greedy decoding would return n copies
     do_sample: bool = False
     temperature: float = 0.8
@@ -187,17 +188,20 @@ class _StopOnStrings(StoppingCriteria):
     strings with a prefix trick, which fails on word-level tokenizers; decoding is cheap here.
     """
 
-    def __init__(self, tokenizer, prompt_length: int) -> None:
+    def __init__(self, tokenizer, prompt_length: int, min_new_tokens: int = 0) -> None:
         self.tokenizer = tokenizer
         self.prompt_length = prompt_length
+        self.min_new_tokens = min_new_tokens
 
     def __call__(self, input_ids: torch.LongTensor, scores, **kwargs) -> torch.BoolTensor:
+        if input_ids.shape[1] - self.prompt_length < self.min_new_tokens:
+            return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
         texts = self.tokenizer.batch_decode(input_ids[:, self.prompt_length:], skip_special_tokens=False)
         done = [any(t.lstrip().find(stop) > 0 for stop in STOP_STRINGS) for t in texts]
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
 
-def _generate_batch(llm: LLM, prompts: list[str], cfg: GenerationConfig) -> list[list[str]]:
+def _generate_batch(llm: LLM, prompts: list[str], cfg: GenerationConfig, stats: dict | None) -> list[list[str]]:
     tok = llm.tokenizer
     enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=llm.prompt_style != "chat")
     enc = {k: v.to(llm.device) for k, v in enc.items()}
@@ -210,13 +214,16 @@ def _generate_batch(llm: LLM, prompts: list[str], cfg: GenerationConfig) -> list
         repetition_penalty=cfg.repetition_penalty,
         no_repeat_ngram_size=cfg.no_repeat_ngram_size,
         pad_token_id=tok.pad_token_id,
-        stopping_criteria=StoppingCriteriaList([_StopOnStrings(tok, enc["input_ids"].shape[1])]),
+        min_new_tokens=cfg.min_new_tokens or None,
+        stopping_criteria=StoppingCriteriaList([_StopOnStrings(tok, enc["input_ids"].shape[1], cfg.min_new_tokens)]),
     )
     if sample:
         kwargs.update(temperature=cfg.temperature, top_p=cfg.top_p)
     with torch.inference_mode():
         out = llm.model.generate(**enc, **kwargs)
     new_tokens = out[:, enc["input_ids"].shape[1]:]
+    if stats is not None:  # tokens actually written (padding after a sequence ended is not work done)
+        stats["new_tokens"] = stats.get("new_tokens", 0) + int((new_tokens != tok.pad_token_id).sum())
     texts = tok.batch_decode(new_tokens, skip_special_tokens=True)
     return [[clean_tweet(t) for t in texts[i * n:(i + 1) * n]] for i in range(len(prompts))]
 
@@ -226,17 +233,17 @@ def generate(
     prompts: list[str],
     cfg: GenerationConfig | None = None,
     progress: Callable[[int, int], None] | None = None,
+    stats: dict | None = None,
 ) -> list[list[str]]:
-    """Candidates for each prompt, generated ``cfg.batch_size`` prompts at a time with left padding."""
+    """Candidates for each prompt, generated ``cfg.batch_size`` prompts at a time with left padding.
+
+    ``stats``, when given, accumulates ``new_tokens``: the tokens generated before cleaning.
+    """
     cfg = cfg or GenerationConfig()
     torch.manual_seed(cfg.seed)
     results: list[list[str]] = []
     for start in range(0, len(prompts), max(1, cfg.batch_size)):
-        results.extend(_generate_batch(llm, prompts[start:start + cfg.batch_size], cfg))
+        results.extend(_generate_batch(llm, prompts[start:start + cfg.batch_size], cfg, stats))
         if progress:
             progress(len(results), len(prompts))
     return results
-
-
-def count_new_tokens(llm: LLM, texts: list[str]) -> int:
-    return sum(len(llm.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts)
