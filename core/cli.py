@@ -51,14 +51,15 @@ def _progress(iterable, desc: str, total: int | None = None):
     return tqdm(iterable, desc=desc, total=total, file=sys.stderr, unit="file", disable=None)
 
 
-def _spec(args, task: str):
+def _spec(args, task: str, *, own_model: bool = True):
+    """The spec for ``task``; ``own_model=False`` keeps the profile's model (``--model`` names another stage's)."""
     from core.registry import resolve
 
     return resolve(
         task,
-        getattr(args, "model", None),
+        getattr(args, "model", None) if own_model else None,
         profile=args.profile,
-        adapter=getattr(args, "adapter", None),
+        adapter=getattr(args, "adapter", None) if own_model else None,
         device=args.device,
         load_in_4bit=getattr(args, "load_in_4bit", False),
     )
@@ -169,8 +170,7 @@ def _pipeline(args):
     from core.pipeline import Pipeline
     from core.registry import TASKS
 
-    specs = {task: _spec(args, task) for task in TASKS if task != "llm"}
-    specs["llm"] = _spec(args, "llm")
+    specs = {task: _spec(args, task, own_model=task == "llm") for task in TASKS}
     return Pipeline(specs, profile=args.profile)
 
 
@@ -193,6 +193,8 @@ def cmd_predict(args) -> int:
         media = load_media(args.media)  # a media the user named explicitly must load: fail before the models
     request = PredictRequest(company=args.company, username=args.username, date=args.date, likes=args.likes,
                              media=media)
+    _say(f"loading llm model {pipeline.specs['llm'].model}…")
+    pipeline.model("llm")
     prediction = pipeline.predict(request, _generation_config(args), on_stage=on_stage)
     for error in prediction.analysis.errors:
         _say(f"warning: {error}")
@@ -243,6 +245,26 @@ def cmd_models(args) -> int:
     }
     human = "\n".join(f"{task:<11} {model}" for task, model in data["tasks"].items())
     _emit(data, args.json, f"profile: {profile}\n{human}")
+    return 0
+
+
+def cmd_prepare(args) -> int:
+    """Do the slow one-time work at install time, so the first prediction is as fast as the second."""
+    from core.generation import convert_gguf
+    from core.model_files import easyocr_dir, whisper_dir
+    from core.registry import aliases, resolve
+
+    wanted = {task: resolve(task, profile=args.profile).model for task in ("ocr", "asr", "llm")}
+    for name, alias in aliases().items():
+        if not args.all and name not in wanted.values():
+            continue
+        spec = resolve(alias["task"], name)
+        if alias["backend"] == "gguf":
+            _say(f"{name}: {convert_gguf(spec)}")
+        elif alias["backend"] == "faster-whisper":
+            _say(f"{name}: {whisper_dir(spec)}")
+        elif alias["backend"] == "easyocr":
+            _say(f"{name}: {easyocr_dir(spec)}")
     return 0
 
 
@@ -311,16 +333,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", parents=[common], help="benchmark load times, stage latency, batching, ASR RTFx")
     p.add_argument("--out", default="bench/results.json", help="where to write the JSON results")
-    p.add_argument("--prompts", type=int, default=8, help="prompts for the batching comparison")
+    p.add_argument("--prompts", type=int, default=16, help="prompts for the batching comparison")
     p.add_argument("--max-new-tokens", type=int, default=60)
     p.set_defaults(func=cmd_bench)
 
-    for module in ("core.serve", "core.evaluate"):
-        try:
-            __import__(module)
-            sys.modules[module].add_parser(sub, common)
-        except (ImportError, AttributeError):
-            continue
+    p = sub.add_parser("prepare", parents=[common], help="assemble and convert the offline models once")
+    p.add_argument("--all", action="store_true", help="also the alternative LLMs and ASR models")
+    p.set_defaults(func=cmd_prepare)
+
+    # Commands that live in their own modules register themselves (they import little at start-up).
+    from core.evaluate import add_parser as add_evaluate_parser
+    from core.serve import add_serve_parser
+
+    add_serve_parser(sub)
+    add_evaluate_parser(sub, common)
     return parser
 
 
@@ -328,7 +354,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        _quiet_libraries(args.profile)
+        if args.command != "serve":  # serve only starts Streamlit: importing transformers would just slow it
+            _quiet_libraries(args.profile)
         return args.func(args)
     except UserError as exc:
         _say(f"error: {exc}")

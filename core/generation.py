@@ -145,6 +145,9 @@ def load_llm(spec: ModelSpec) -> LLM:
 
 
 _LABEL = re.compile(r"^\s*(tweet|answer|response)\s*:\s*", re.IGNORECASE)
+# Models split the dump's placeholders into pieces ("<hyper link>"); references keep them whole.
+_PLACEHOLDERS = ((re.compile(r"<\s*hyper\s*-?\s*link\s*>", re.I), "<hyperlink>"),
+                 (re.compile(r"<\s*men\s*tion\s*>", re.I), "<mention>"))
 _QUOTES = "\"'“”‘’«»"
 
 
@@ -173,6 +176,8 @@ def clean_tweet(text: str, prompt: str = "") -> str:
     while len(text) >= 2 and text[0] in _QUOTES and text[-1] in _QUOTES:
         text = text[1:-1].strip()
     text = text.strip(_QUOTES + " ") if text.count('"') == 1 else text
+    for pattern, token in _PLACEHOLDERS:
+        text = pattern.sub(token, text)
     text = _dedupe_hashtags(text)
     if len(text) > MAX_TWEET_CHARS:
         clipped = text[: MAX_TWEET_CHARS - 1]

@@ -81,3 +81,20 @@ def test_predict_json(poster_path):
     assert data["tweet"] and data["candidates"][0] == data["tweet"]
     assert "SUMMER SALE" in data["ocr"] and data["prompt"].endswith("Tweet:")
     assert set(data["timings"]) >= {"media", "captioning", "ocr", "llm", "total"}
+
+
+def test_models_lists_the_registry():
+    proc = run_cli("models", "--json", timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["profile"] == "offline" and data["tasks"]["llm"] == "gemma-3-270m"
+    assert data["aliases"]["whisper-base"]["licence"] == "MIT"
+
+
+@pytest.mark.slow
+def test_prepare_finds_or_builds_every_offline_model():
+    proc = run_cli("prepare", timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    for name in ("easyocr-en", "whisper-base", "gemma-3-270m"):
+        line = next(x for x in proc.stderr.splitlines() if x.startswith(name + ":"))
+        assert Path(line.split(": ", 1)[1]).exists()

@@ -13,6 +13,7 @@ from core.registry import resolve
         ("Tweet: Fresh bagels daily 🥯\n\n###\n\nCompany: X", "Fresh bagels daily 🥯"),
         ("Sale now on #Sale #sale #Shoes # #", "Sale now on #Sale #Shoes"),
         ("Visit <hyperlink> with <mention>", "Visit <hyperlink> with <mention>"),
+        ("Shop now <hyper link> via < Mention >", "Shop now <hyperlink> via <mention>"),
     ],
 )
 def test_clean_tweet(raw, expected):
