@@ -98,3 +98,14 @@ def test_prepare_finds_or_builds_every_offline_model():
     for name in ("easyocr-en", "whisper-base", "gemma-3-270m"):
         line = next(x for x in proc.stderr.splitlines() if x.startswith(name + ":"))
         assert Path(line.split(": ", 1)[1]).exists()
+
+
+def test_model_flag_selects_the_llm_only():
+    from core.cli import _pipeline, build_parser
+
+    args = build_parser().parse_args(
+        ["predict", "--company", "A", "--username", "a", "--date", "2023", "--model", "smollm2-135m"]
+    )
+    specs = _pipeline(args).specs  # resolving specs loads nothing
+    assert specs["llm"].model == "smollm2-135m"
+    assert specs["captioning"].model == "efficientnet-lite0" and specs["asr"].model == "whisper-base"
