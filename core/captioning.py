@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 from core.devices import pick_device, pick_dtype
-from core.errors import ModelUnavailableError
+from core.errors import ModelUnavailableError, first_line
 from core.registry import ModelSpec
 
 TOP_K = 5
@@ -109,7 +109,7 @@ def _load_hub(spec: ModelSpec) -> Captioner:
             model = tf.VisionEncoderDecoderModel.from_pretrained(spec.model, dtype=dtype)
     except OSError as exc:
         raise ModelUnavailableError(
-            f"captioning model {spec.model!r} ({spec.backend}) cannot be loaded: {str(exc).splitlines()[0]}. "
+            f"captioning model {spec.model!r} ({spec.backend}) cannot be loaded: {first_line(exc)}. "
             "Offline, use the 'offline' profile (efficientnet-lite0) or a local folder."
         ) from None
     model.to(device).eval()

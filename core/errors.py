@@ -17,3 +17,9 @@ class MediaError(UserError):
 
 class ModelUnavailableError(UserError):
     """A model that cannot be loaded in the current profile (e.g. hub model offline)."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The gist of a library's exception for a one-line message (no trailing full stop to double up)."""
+    lines = str(exc).strip().splitlines()
+    return (lines[0] if lines else type(exc).__name__).rstrip(".")

@@ -20,7 +20,7 @@ import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
 
 from core.devices import pick_device, pick_dtype
-from core.errors import ModelUnavailableError, UserError
+from core.errors import ModelUnavailableError, UserError, first_line
 from core.model_files import gguf_file
 from core.registry import ModelSpec, cache_dir
 
@@ -118,7 +118,7 @@ def _load_model(spec: ModelSpec, device: str):
         model = AutoModelForCausalLM.from_pretrained(folder, token=os.environ.get("HF_TOKEN"), **kwargs)
     except OSError as exc:
         raise ModelUnavailableError(
-            f"LLM {spec.model!r} cannot be loaded: {str(exc).splitlines()[0]}. Offline, pick one of the "
+            f"LLM {spec.model!r} cannot be loaded: {first_line(exc)}. Offline, pick one of the "
             "offline profile's LLMs (gemma-3-270m, qwen2.5-0.5b, smollm2-135m); gated hub models need HF_TOKEN."
         ) from None
     if not spec.load_in_4bit:

@@ -26,6 +26,7 @@ class OcrBox:
     box: list[list[float]]  # four (x, y) corners, clockwise from top-left
     text: str
     confidence: float
+    frame: int = 0  # which keyframe of a GIF/video the box is on
 
     @property
     def top(self) -> float:
@@ -107,8 +108,10 @@ def read_images(ocr: OcrReader, images: list[Image.Image]) -> OcrResult:
     seen: set[str] = set()
     lines: list[str] = []
     boxes: list[OcrBox] = []
-    for image in images:
+    for index, image in enumerate(images):
         result = read_text(ocr, image)
+        for box in result.boxes:
+            box.frame = index
         boxes.extend(result.boxes)
         for line in result.text.splitlines():
             key = " ".join(line.lower().split())

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from core.devices import pick_device, pick_dtype
-from core.errors import MediaError, ModelUnavailableError
+from core.errors import MediaError, ModelUnavailableError, first_line
 from core.model_files import whisper_dir
 from core.registry import ModelSpec
 
@@ -64,7 +64,7 @@ def load_asr(spec: ModelSpec) -> ASR:
         model = WhisperForConditionalGeneration.from_pretrained(spec.model, dtype=pick_dtype(device, spec.dtype))
     except OSError as exc:
         raise ModelUnavailableError(
-            f"ASR model {spec.model!r} cannot be loaded: {str(exc).splitlines()[0]}. Offline, use whisper-base "
+            f"ASR model {spec.model!r} cannot be loaded: {first_line(exc)}. Offline, use whisper-base "
             "or whisper-tiny.en."
         ) from None
     model.to(device).eval()

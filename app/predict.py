@@ -1,0 +1,153 @@
+"""One tweet prediction with a live status line per stage, and this session's history.
+
+The media is decoded before the pipeline runs so an unreadable upload stops with a clear error
+instead of quietly producing a tweet from the metadata alone (what a batch run wants, not a person
+who just uploaded a file).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import pandas as pd
+import streamlit as st
+
+from app.errors import UserErrors
+from app.models import make_loader
+from app.settings import Settings
+from core.errors import UserError
+from core.media import Media, load_media
+from core.pipeline import Pipeline, Prediction, PredictRequest
+
+STAGES = {
+    "media": "Reading the media",
+    "captioning": "Captioning",
+    "ocr": "Reading text (OCR)",
+    "asr": "Transcribing speech",
+    "llm": "Writing the tweet",
+}
+HISTORY_KEY = "tweet.history"
+LAST_KEY = "tweet.last"
+
+
+@dataclass
+class MediaInput:
+    """Whichever media the form got: an upload wins over a URL, a URL over a dump field."""
+
+    upload: tuple[str, bytes] | None = None
+    location: str | None = None  # URL or tweet-dump media field
+
+    @property
+    def label(self) -> str:
+        if self.upload:
+            return self.upload[0]
+        return (self.location or "").strip()[:120]
+
+    def load(self) -> Media | None:
+        if self.upload:
+            return load_media(self.upload[1], filename=self.upload[0])
+        if self.location and self.location.strip():
+            return load_media(self.location.strip())
+        return None
+
+
+@dataclass
+class PredictionResult:
+    """What the page shows after a prediction; kept in session state so it survives reruns."""
+
+    prediction: Prediction
+    request: dict
+    media_label: str
+    upload: tuple[str, bytes] | None = None
+    when: str = field(default_factory=lambda: datetime.now().isoformat(timespec="seconds"))
+
+
+class StageBoard:
+    """One line per stage inside an ``st.status``, updated as the pipeline reports."""
+
+    def __init__(self, status) -> None:
+        self.status = status
+        self.lines = {stage: status.empty() for stage in STAGES}
+        self.started: dict[str, float] = {}
+        for stage, label in STAGES.items():
+            self.lines[stage].markdown(f":material/radio_button_unchecked: {label}")
+
+    def __call__(self, stage: str, event: str) -> None:
+        label = STAGES.get(stage, stage)
+        line = self.lines.get(stage)
+        if line is None:
+            return
+        if event == "start":
+            self.started[stage] = time.perf_counter()
+            self.status.update(label=f"{label}…")
+            line.markdown(f":material/hourglass_top: {label}…")
+        elif event == "done":
+            seconds = time.perf_counter() - self.started.get(stage, time.perf_counter())
+            line.markdown(f":material/check_circle: {label} ({seconds:.1f} s)")
+        elif event == "skipped":
+            line.markdown(f":material/remove: {label}: nothing to do for this media")
+        elif event.startswith("error"):
+            line.markdown(f":material/warning: {label}: {event.partition(':')[2].strip()}")
+
+
+def predict(settings: Settings, request: PredictRequest, media_input: MediaInput) -> PredictionResult | None:
+    """Run the pipeline, showing progress; ``None`` (with an ``st.error`` shown) when it cannot."""
+    status = st.status("Predicting…", expanded=True)
+    failed = lambda: status.update(label="Prediction failed", state="error", expanded=True)  # noqa: E731
+    with UserErrors("Prediction", profile=settings.profile, on_error=failed) as guard, status:
+        if not str(request.company).strip() or not str(request.username).strip():
+            raise UserError("fill in the company and the username: the tweet is written for them")
+        board = StageBoard(status)
+        specs = settings.specs()
+        board("media", "start")
+        start = time.perf_counter()
+        media = media_input.load()
+        media_seconds = time.perf_counter() - start
+        board("media", "done" if media is not None else "skipped")
+        if media is None:  # the pipeline reports no stage at all when there is no media
+            for stage in ("captioning", "ocr", "asr"):
+                board(stage, "skipped")
+        request.media = media
+        pipeline = Pipeline(specs, loader=make_loader(notify=status.markdown))
+        prediction = pipeline.predict(request, settings.generation(), on_stage=board)
+        timings = prediction.analysis.timings
+        timings["media"] = media_seconds
+        timings["total"] = sum(v for k, v in timings.items() if k != "total")
+    if guard.failed:
+        return None
+    status.update(label=f"Tweet ready in {timings['total']:.1f} s", state="complete", expanded=False)
+    return PredictionResult(
+        prediction=prediction,
+        request={"company": request.company, "username": request.username, "date": request.date,
+                 "likes": request.likes},
+        media_label=media_input.label,
+        upload=media_input.upload,
+    )
+
+
+def remember(result: PredictionResult) -> None:
+    st.session_state[LAST_KEY] = result
+    st.session_state.setdefault(HISTORY_KEY, []).append(history_row(result))
+
+
+def history_row(result: PredictionResult) -> dict:
+    p = result.prediction
+    a = p.analysis
+    return {
+        "time": result.when,
+        **result.request,
+        "media": result.media_label,
+        "tweet": p.tweet,
+        "candidates": " ||| ".join(p.candidates),
+        "caption": a.caption,
+        "ocr": " ".join(a.ocr.split()),
+        "transcript": a.transcript,
+        "seconds": round(a.timings.get("total", 0.0), 1),
+        "errors": "; ".join(a.errors),
+    }
+
+
+def history_frame() -> pd.DataFrame:
+    return pd.DataFrame(st.session_state.get(HISTORY_KEY, []))
