@@ -1,0 +1,93 @@
+"""Dataclass → argparse, in the style of the peft/transformers example scripts.
+
+Each command declares one config dataclass; its fields become ``--flags`` (underscores as
+dashes), its field metadata ``help`` becomes the flag's help, and the dataclass defaults stay
+the single source of truth. Options a person typed are remembered, so a preset (e.g. QLoRA)
+fills only what was not given explicitly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import random
+import types
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def field(default: Any = dataclasses.MISSING, *, help: str, factory: Any = None) -> Any:  # noqa: A002
+    """A dataclass field with help text (``factory`` for list defaults)."""
+    if factory is not None:
+        return dataclasses.field(default_factory=factory, metadata={"help": help})
+    return dataclasses.field(default=default, metadata={"help": help})
+
+
+def _unwrap_optional(hint: Any) -> Any:
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return hint
+
+
+def build_parser(cls: type, description: str = "", prog: str | None = None) -> argparse.ArgumentParser:
+    """A parser whose flags mirror ``cls``'s fields; unset flags stay absent from the namespace."""
+    parser = argparse.ArgumentParser(prog=prog, description=description,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if not f.init:
+            continue
+        hint = _unwrap_optional(hints[f.name])
+        flag = "--" + f.name.replace("_", "-")
+        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        default = None if required else (f.default if f.default is not dataclasses.MISSING else f.default_factory())
+        kwargs: dict[str, Any] = {"help": f.metadata.get("help", ""), "dest": f.name}
+        if hint is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        elif typing.get_origin(hint) is list:
+            (item,) = typing.get_args(hint) or (str,)
+            kwargs.update(nargs="*", type=item)
+        else:
+            kwargs["type"] = hint
+        if required:
+            kwargs["required"] = True
+        else:
+            kwargs["default"] = argparse.SUPPRESS
+            kwargs["help"] += f" (default: {default!r})" if kwargs["help"] else f"default: {default!r}"
+        parser.add_argument(flag, **kwargs)
+    return parser
+
+
+def parse_config(
+    cls: type[T], argv: list[str] | None = None, description: str = "", prog: str | None = None
+) -> tuple[T, set[str]]:
+    """The config from the command line, and the names of the options given explicitly."""
+    namespace = build_parser(cls, description, prog).parse_args(argv)
+    given = vars(namespace)
+    return cls(**given), set(given)
+
+
+def apply_preset(cfg: T, preset: dict[str, Any], explicit: set[str]) -> T:
+    """``preset`` values for every field the person did not set on the command line."""
+    return dataclasses.replace(cfg, **{k: v for k, v in preset.items() if k not in explicit})
+
+
+def save_config(cfg: Any, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(dataclasses.asdict(cfg), indent=2, default=str) + "\n")
+
+
+def set_seed(seed: int) -> None:
+    """One fixed seed for Python, NumPy and torch, so two runs of a command agree."""
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
