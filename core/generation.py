@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from transformers import StoppingCriteria, StoppingCriteriaList
+from transformers import LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 
 from core.devices import pick_device, pick_dtype
 from core.errors import ModelUnavailableError, UserError, first_line
@@ -206,6 +206,29 @@ class _StopOnStrings(StoppingCriteria):
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
 
+class _NoRepeatNewNGrams(LogitsProcessor):
+    """Ban n-grams repeated within the *generated* text only.
+
+    transformers' ``no_repeat_ngram_size`` also counts the prompt, so a model asked to weave the
+    image's text into the tweet could never copy a 3-token run from it ("50% OFF" came out as "5% off").
+    """
+
+    def __init__(self, n: int, prompt_length: int) -> None:
+        self.n = n
+        self.prompt_length = prompt_length
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        for i, row in enumerate(input_ids[:, self.prompt_length:].tolist()):
+            if len(row) < self.n - 1:
+                continue
+            prefix = tuple(row[len(row) - self.n + 1:])
+            starts = range(len(row) - self.n + 1)
+            banned = [row[j + self.n - 1] for j in starts if tuple(row[j:j + self.n - 1]) == prefix]
+            if banned:
+                scores[i, banned] = -float("inf")
+        return scores
+
+
 def _generate_batch(llm: LLM, prompts: list[str], cfg: GenerationConfig, stats: dict | None) -> list[list[str]]:
     tok = llm.tokenizer
     enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=llm.prompt_style != "chat")
@@ -217,13 +240,16 @@ def _generate_batch(llm: LLM, prompts: list[str], cfg: GenerationConfig, stats: 
         do_sample=sample,
         num_return_sequences=n,
         repetition_penalty=cfg.repetition_penalty,
-        no_repeat_ngram_size=cfg.no_repeat_ngram_size,
         pad_token_id=tok.pad_token_id,
         min_new_tokens=cfg.min_new_tokens or None,
         stopping_criteria=StoppingCriteriaList([_StopOnStrings(tok, enc["input_ids"].shape[1], cfg.min_new_tokens)]),
     )
     if sample:
         kwargs.update(temperature=cfg.temperature, top_p=cfg.top_p)
+    if cfg.no_repeat_ngram_size:
+        kwargs["logits_processor"] = LogitsProcessorList(
+            [_NoRepeatNewNGrams(cfg.no_repeat_ngram_size, enc["input_ids"].shape[1])]
+        )
     with torch.inference_mode():
         out = llm.model.generate(**enc, **kwargs)
     new_tokens = out[:, enc["input_ids"].shape[1]:]

@@ -76,3 +76,16 @@ def test_hub_causal_lm_with_lora_adapter(tmp_path):
 
     with pytest.raises(UserError, match="adapter"):
         load_llm(resolve("llm", str(base), adapter=str(tmp_path), device="cpu"))
+
+
+def test_no_repeat_ngrams_counts_the_generated_text_only():
+    import torch
+
+    from core.generation import _NoRepeatNewNGrams
+
+    proc = _NoRepeatNewNGrams(3, prompt_length=3)
+    # The prompt (5, 6, 7) may be copied; within the new text, "1 2" was followed by 3 once, so 3 is banned.
+    ids = torch.tensor([[5, 6, 7, 1, 2, 3, 1, 2], [5, 6, 7, 9, 5, 6, 7, 4]])
+    scores = proc(ids, torch.zeros(2, 10))
+    assert scores[0, 3] == -float("inf") and torch.isfinite(scores[0, [0, 1, 2, 4, 7]]).all()
+    assert torch.isfinite(scores[1]).all()  # "5 6 7" repeats the prompt, not the new text: nothing banned

@@ -112,9 +112,9 @@ def response_loss(model: torch.nn.Module, inputs: dict[str, torch.Tensor]) -> to
     """Mean next-token loss over response tokens, projecting only those positions onto the vocabulary.
 
     Equal to ``model(**inputs).loss``, but the LM head runs on the ~25 answer positions instead
-    of all ~170: with Gemma-3's 262k-token vocabulary the head is most of the compute, so this
-    roughly halves a CPU training step. Models without the usual body/head layout fall back to
-    the plain forward.
+    of all ~170: with Gemma-3's 262k-token vocabulary the head costs more per token than the
+    whole transformer body. Models without the usual body/head layout fall back to the plain
+    forward.
     """
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     body, head = getattr(base, "model", None), base.get_output_embeddings()
