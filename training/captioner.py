@@ -32,7 +32,7 @@ from core.captioning import caption_images, load_captioner
 from core.errors import MediaError, UserError
 from core.media import load_media
 from core.registry import resolve
-from training.config import field, parse_config, save_config, set_seed
+from training.config import field, parse_config, run_trainer, save_config, set_seed
 from training.evaluation import TEXT_METRICS, EvalResult, comparison_table, record, score_text
 from training.loop import LoopConfig, train
 
@@ -308,13 +308,7 @@ def run(cfg: CaptionerConfig) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     cfg, _ = parse_config(CaptionerConfig, argv, __doc__, prog="python -m training.captioner")
-    try:
-        summary = run(cfg)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(json.dumps({k: v for k, v in summary.items() if k != "config"}, indent=2))
-    return 0
+    return run_trainer(run, cfg)
 
 
 if __name__ == "__main__":

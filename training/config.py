@@ -14,6 +14,7 @@ import json
 import random
 import types
 import typing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -91,3 +92,18 @@ def set_seed(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def run_trainer(run: Callable[[Any], dict], cfg: Any) -> int:
+    """The trainers' shared command-line ending: a ``UserError`` is one ``error:`` line and exit 2."""
+    import sys
+
+    from core.errors import UserError
+
+    try:
+        summary = run(cfg)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps({k: v for k, v in summary.items() if k != "config"}, indent=2))
+    return 0

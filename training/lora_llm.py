@@ -29,7 +29,7 @@ from core.errors import UserError
 from core.generation import LLM, GenerationConfig, generate, load_llm
 from core.registry import ModelSpec, resolve
 from core.results_store import file_hash, hardware_description
-from training.config import apply_preset, field, parse_config, save_config, set_seed
+from training.config import apply_preset, field, parse_config, run_trainer, save_config, set_seed
 from training.evaluation import TEXT_METRICS, EvalResult, comparison_table, record, score_text
 from training.instruction_data import PROMPT_STYLE, read_jsonl
 from training.loop import LoopConfig, LoopState, train
@@ -329,13 +329,7 @@ def config_from_args(argv: list[str] | None = None) -> LoraLLMConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        summary = run(config_from_args(argv))
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(json.dumps({k: v for k, v in summary.items() if k != "config"}, indent=2))
-    return 0
+    return run_trainer(lambda args: run(config_from_args(args)), argv)  # a bad --preset is a UserError too
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ from core.errors import MediaError, UserError
 from core.media import load_media
 from core.registry import resolve
 from core.transcription import ASR, load_asr, transcribe
-from training.config import field, parse_config, save_config, set_seed
+from training.config import field, parse_config, run_trainer, save_config, set_seed
 from training.ct2_whisper import whisper_folder
 from training.evaluation import SPEECH_METRICS, EvalResult, comparison_table, record, score_speech
 from training.loop import LoopConfig, train
@@ -234,13 +234,7 @@ def run(cfg: WhisperTrainConfig) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     cfg, _ = parse_config(WhisperTrainConfig, argv, __doc__, prog="python -m training.whisper")
-    try:
-        summary = run(cfg)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(json.dumps({k: v for k, v in summary.items() if k != "config"}, indent=2))
-    return 0
+    return run_trainer(run, cfg)
 
 
 if __name__ == "__main__":
