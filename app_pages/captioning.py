@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import time
-
 import pandas as pd
 import streamlit as st
 
 from app.errors import UserErrors
 from app.models import load_with_status
 from app.settings import page_settings
+from app.uploads import process_uploads
 from app.widgets import IMAGE_TYPES, VIDEO_TYPES, download, labels_table, thumbnail
 from core.captioning import caption_images
-from core.errors import MediaError
-from core.media import load_media
 
 RESULTS_KEY = "captioning.results"
 
@@ -28,24 +25,13 @@ files = st.file_uploader("Images, GIFs or videos", type=IMAGE_TYPES + VIDEO_TYPE
 def caption_files(uploads: list) -> list[dict]:
     spec = settings.spec("captioning")
     captioner = load_with_status(spec)
-    results = []
-    progress = st.progress(0.0)
-    for i, upload in enumerate(uploads):
-        row = {"file": upload.name, "model": spec.model}
-        start = time.perf_counter()
-        try:
-            media = load_media(upload.getvalue(), filename=upload.name)
-            if not media.images:
-                raise MediaError(f"{upload.name}: no picture to caption (audio only?)")
-            captions = caption_images(captioner, media.images)
-            row.update(caption="; ".join(dict.fromkeys(c.caption for c in captions)), labels=captions[0].labels,
-                       frames=len(media.images), thumb=thumbnail(media.images[0]))
-        except MediaError as exc:
-            row["error"] = str(exc)
-        row["seconds"] = time.perf_counter() - start
-        results.append(row)
-        progress.progress((i + 1) / len(uploads), text=f"{i + 1} / {len(uploads)} files")
-    return results
+
+    def work(upload, media, row: dict) -> None:
+        captions = caption_images(captioner, media.images)
+        row.update(caption="; ".join(dict.fromkeys(c.caption for c in captions)), labels=captions[0].labels,
+                   frames=len(media.images), thumb=thumbnail(media.images[0]))
+
+    return process_uploads(uploads, spec.model, work, needs="image", missing="no picture to caption (audio only?)")
 
 
 if st.button("Caption", type="primary", disabled=not files, key="captioning.run") and files:

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import json
-import time
 
 import streamlit as st
 
 from app.errors import UserErrors
 from app.models import load_with_status
 from app.settings import page_settings
+from app.uploads import process_uploads
 from app.widgets import IMAGE_TYPES, VIDEO_TYPES, boxes_frame, download, draw_ocr_boxes, safe_stem, thumbnail
-from core.errors import MediaError
-from core.media import load_media
-from core.ocr import OcrResult, read_text
+from core.ocr import merge_frame_texts, read_text
 
 RESULTS_KEY = "ocr.results"
 
@@ -25,41 +23,21 @@ files = st.file_uploader("Images, GIFs or videos", type=IMAGE_TYPES + VIDEO_TYPE
                          key="ocr.files")
 
 
-def merge_frames(results: list[OcrResult]) -> str:
-    """Keyframes of one clip repeat the same caption text: keep each line once, in first-seen order."""
-    seen: dict[str, str] = {}
-    for result in results:
-        for line in result.text.splitlines():
-            seen.setdefault(" ".join(line.lower().split()), line)
-    return "\n".join(line for key, line in seen.items() if key)
-
-
 def read_files(uploads: list) -> list[dict]:
     spec = settings.spec("ocr")
     reader = load_with_status(spec)
-    results = []
-    progress = st.progress(0.0)
-    for i, upload in enumerate(uploads):
-        row: dict = {"file": upload.name, "model": spec.model}
-        start = time.perf_counter()
-        try:
-            media = load_media(upload.getvalue(), filename=upload.name)
-            if not media.images:
-                raise MediaError(f"{upload.name}: no picture to read (audio only?)")
-            frames = [read_text(reader, image) for image in media.images]
-            row.update(
-                text=merge_frames(frames),
-                boxes=[box for frame in frames for box in frame.boxes],
-                json=[{"frame": n, **frame.to_dict()} for n, frame in enumerate(frames)],
-                images=[thumbnail(draw_ocr_boxes(image, frame.boxes), 900)
-                        for image, frame in zip(media.images, frames, strict=True)],
-            )
-        except MediaError as exc:
-            row["error"] = str(exc)
-        row["seconds"] = time.perf_counter() - start
-        results.append(row)
-        progress.progress((i + 1) / len(uploads), text=f"{i + 1} / {len(uploads)} files")
-    return results
+
+    def work(upload, media, row: dict) -> None:
+        frames = [read_text(reader, image) for image in media.images]
+        row.update(
+            text=merge_frame_texts([frame.text for frame in frames]),
+            boxes=[box for frame in frames for box in frame.boxes],
+            json=[{"frame": n, **frame.to_dict()} for n, frame in enumerate(frames)],
+            images=[thumbnail(draw_ocr_boxes(image, frame.boxes), 900)
+                    for image, frame in zip(media.images, frames, strict=True)],
+        )
+
+    return process_uploads(uploads, spec.model, work, needs="image", missing="no picture to read (audio only?)")
 
 
 if st.button("Read text", type="primary", disabled=not files, key="ocr.run") and files:

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import time
-
 import pandas as pd
 import streamlit as st
 
 from app.errors import UserErrors
 from app.models import load_with_status
 from app.settings import page_settings
+from app.uploads import process_uploads
 from app.widgets import AUDIO_TYPES, VIDEO_TYPES, download, safe_stem, show_upload
-from core.errors import MediaError
-from core.media import load_media
 from core.transcription import to_srt, to_vtt, transcribe
 
 RESULTS_KEY = "transcription.results"
@@ -28,23 +25,13 @@ files = st.file_uploader("Audio or video files", type=AUDIO_TYPES + VIDEO_TYPES,
 def transcribe_files(uploads: list) -> list[dict]:
     spec = settings.spec("asr")
     asr = load_with_status(spec)
-    results = []
-    progress = st.progress(0.0)
-    for i, upload in enumerate(uploads):
-        row: dict = {"file": upload.name, "data": upload.getvalue(), "model": spec.model}
-        start = time.perf_counter()
-        try:
-            media = load_media(row["data"], filename=upload.name)
-            if media.audio is None:
-                raise MediaError(f"{upload.name}: no sound track to transcribe")
-            row["transcript"] = transcribe(asr, media.audio)
-            row["audio_seconds"] = media.audio_seconds
-        except MediaError as exc:
-            row["error"] = str(exc)
-        row["seconds"] = time.perf_counter() - start
-        results.append(row)
-        progress.progress((i + 1) / len(uploads), text=f"{i + 1} / {len(uploads)} files")
-    return results
+
+    def work(upload, media, row: dict) -> None:
+        row["data"] = upload.getvalue()
+        row["transcript"] = transcribe(asr, media.audio)
+        row["audio_seconds"] = media.audio_seconds
+
+    return process_uploads(uploads, spec.model, work, needs="audio", missing="no sound track to transcribe")
 
 
 if st.button("Transcribe", type="primary", disabled=not files, key="transcription.run") and files:

@@ -101,21 +101,21 @@ def read_text(ocr: OcrReader, image: Image.Image) -> OcrResult:
     return OcrResult(text=text, boxes=ordered)
 
 
+def merge_frame_texts(texts: list[str]) -> str:
+    """Keyframes of one clip repeat the same text: keep each line once, in first-seen order."""
+    seen: dict[str, str] = {}
+    for text in texts:
+        for line in text.splitlines():
+            seen.setdefault(" ".join(line.lower().split()), line)
+    return "\n".join(line for key, line in seen.items() if key)
+
+
 def read_images(ocr: OcrReader, images: list[Image.Image]) -> OcrResult:
     """Text of several keyframes; a line already seen on an earlier frame is not repeated."""
     if len(images) == 1:
         return read_text(ocr, images[0])
-    seen: set[str] = set()
-    lines: list[str] = []
-    boxes: list[OcrBox] = []
-    for index, image in enumerate(images):
-        result = read_text(ocr, image)
+    results = [read_text(ocr, image) for image in images]
+    for index, result in enumerate(results):
         for box in result.boxes:
             box.frame = index
-        boxes.extend(result.boxes)
-        for line in result.text.splitlines():
-            key = " ".join(line.lower().split())
-            if key and key not in seen:
-                seen.add(key)
-                lines.append(line)
-    return OcrResult(text="\n".join(lines), boxes=boxes)
+    return OcrResult(text=merge_frame_texts([r.text for r in results]), boxes=[b for r in results for b in r.boxes])
