@@ -1,4 +1,4 @@
-"""Media2Tweet in the browser: ``streamlit run streamlit_app.py`` (or ``python -m core serve``).
+"""Media2Tweet in the browser: ``streamlit run streamlit_app.py`` (or ``m2t serve``).
 
 This entry script sets the page up, draws the settings sidebar (so every page sees the same
 settings) and hands over to the chosen page in ``app_pages/``.
@@ -11,16 +11,9 @@ someone opens ``/``; ``AppTest`` does the same on every rerun after the first.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+import streamlit as st
 
-ROOT = Path(__file__).resolve().parent
-if str(ROOT) not in sys.path:  # `streamlit run` from elsewhere, AppTest: core/ and app/ must import
-    sys.path.insert(0, str(ROOT))
-
-import streamlit as st  # noqa: E402
-
-from app.settings import ENTRY_FLAG, loaded_models_panel, render_sidebar  # noqa: E402
+from app.settings import ENTRY_FLAG, loaded_models_panel, render_sidebar
 
 st.set_page_config(page_title="Media2Tweet", page_icon=":material/campaign:", layout="wide")
 

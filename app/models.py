@@ -20,7 +20,7 @@ from core.pipeline import load_model
 from core.registry import ModelSpec
 
 SpecKey = tuple[str, str, str, str | None, str, str, bool]
-TASK_NAMES = {"captioning": "captioning", "ocr": "OCR", "asr": "speech recognition", "llm": "tweet writer (LLM)"}
+TASK_NAMES = {"caption": "caption", "ocr": "OCR", "asr": "speech recognition", "llm": "tweet writer (LLM)"}
 
 LOADS: Counter[SpecKey] = Counter()  # real loads per spec, for tests and the sidebar
 _RESIDENT: set[SpecKey] = set()  # specs whose model sits in the cache now

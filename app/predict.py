@@ -18,12 +18,12 @@ from app.errors import UserErrors
 from app.models import make_loader
 from app.settings import Settings
 from core.errors import UserError
-from core.media import Media, load_media
+from core.media.decode import Media, load_media
 from core.pipeline import Pipeline, Prediction, PredictRequest
 
 STAGES = {
     "media": "Reading the media",
-    "captioning": "Captioning",
+    "caption": "Captioning",
     "ocr": "Reading text (OCR)",
     "asr": "Transcribing speech",
     "llm": "Writing the tweet",
@@ -107,7 +107,7 @@ def predict(settings: Settings, request: PredictRequest, media_input: MediaInput
         media_seconds = time.perf_counter() - start
         board("media", "done" if media is not None else "skipped")
         if media is None:  # the pipeline reports no stage at all when there is no media
-            for stage in ("captioning", "ocr", "asr"):
+            for stage in ("caption", "ocr", "asr"):
                 board(stage, "skipped")
         request.media = media
         pipeline = Pipeline(specs, loader=make_loader(notify=status.markdown))

@@ -20,11 +20,11 @@ from core.errors import UserError
 from core.registry import TASKS, ModelSpec, aliases, current_profile, load_registry, profiles, resolve
 
 if TYPE_CHECKING:
-    from core.generation import GenerationConfig
+    from core.stages.llm import GenerationConfig
 
 DEFAULT = "(profile default)"
 CUSTOM = "(hub id or local folder)"
-TASK_LABELS = {"captioning": "Captioning", "ocr": "OCR", "asr": "Speech recognition", "llm": "Tweet writer (LLM)"}
+TASK_LABELS = {"caption": "Captioning", "ocr": "OCR", "asr": "Speech recognition", "llm": "Tweet writer (LLM)"}
 SETTINGS_KEY = "m2t.settings"  # plain session key: survives page switches whatever Streamlit does to widgets
 ENTRY_FLAG = "m2t.entry_run"  # set by streamlit_app.py while it runs a page; absent when a page runs alone
 MAX_TWEET_TOKENS = 280
@@ -57,7 +57,7 @@ class Settings:
         return {task: self.spec(task) for task in TASKS}
 
     def generation(self) -> GenerationConfig:
-        from core.generation import GenerationConfig  # imports torch: only pages that generate pay for it
+        from core.stages.llm import GenerationConfig  # imports torch: only pages that generate pay for it
 
         return GenerationConfig(
             max_new_tokens=int(self.max_new_tokens),
@@ -69,7 +69,7 @@ class Settings:
 
 def _default_profile() -> str:
     try:
-        return current_profile()  # honours M2T_PROFILE, which `python -m core serve --profile` sets
+        return current_profile()  # honours M2T_PROFILE, which `m2t serve --profile` sets
     except UserError:
         return load_registry()["default_profile"]
 

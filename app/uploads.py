@@ -12,7 +12,7 @@ from collections.abc import Callable
 import streamlit as st
 
 from core.errors import MediaError
-from core.media import Media, load_media
+from core.media.decode import Media, load_media
 
 
 def process_uploads(

@@ -11,8 +11,8 @@ import pandas as pd
 import streamlit as st
 from PIL import Image, ImageDraw, ImageFont
 
-from core.media import AUDIO_EXTS, GIF_EXTS, IMAGE_EXTS, SAMPLE_RATE, VIDEO_EXTS, Media
-from core.ocr import OcrBox
+from core.media.decode import AUDIO_EXTS, GIF_EXTS, IMAGE_EXTS, SAMPLE_RATE, VIDEO_EXTS, Media
+from core.stages.ocr import OcrBox
 
 MAX_TWEET_CHARS = 280
 BOX_COLOUR = (29, 155, 240)  # the theme's primary colour: boxes read as part of the app, not the image

@@ -10,7 +10,7 @@ from app.models import load_with_status
 from app.settings import page_settings
 from app.uploads import process_uploads
 from app.widgets import IMAGE_TYPES, VIDEO_TYPES, download, labels_table, thumbnail
-from core.captioning import caption_images
+from core.stages.caption import caption_images
 
 RESULTS_KEY = "captioning.results"
 
@@ -23,7 +23,7 @@ files = st.file_uploader("Images, GIFs or videos", type=IMAGE_TYPES + VIDEO_TYPE
 
 
 def caption_files(uploads: list) -> list[dict]:
-    spec = settings.spec("captioning")
+    spec = settings.spec("caption")
     captioner = load_with_status(spec)
 
     def work(upload, media, row: dict) -> None:

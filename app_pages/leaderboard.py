@@ -11,17 +11,17 @@ import streamlit as st
 
 from app.settings import page_settings
 from app.widgets import download
-from core.evaluate import LABELS, SAMPLE_METRIC, SPEECH_METRICS, TEXT_METRICS
-from core.evaluate import TASKS as EVAL_TASKS
-from core.results_store import ResultsStore, RunRecord, default_store_path
+from core.eval.datasets import TASKS as EVAL_TASKS
+from core.eval.scoring import LABELS, SAMPLE_METRIC, SPEECH_METRICS, TEXT_METRICS
+from core.eval.store import ResultsStore, RunRecord, default_store_path
 
-PRIMARY = {"tweet": "bleu", "caption": "cider", "ocr": "cer", "asr": "wer"}
+PRIMARY = {"llm": "bleu", "caption": "cider", "ocr": "cer", "asr": "wer"}
 LOWER_IS_BETTER = {"wer", "cer", "media_errors"}
-TASK_TITLES = {"tweet": "Tweets", "caption": "Captions", "ocr": "OCR", "asr": "Speech (ASR)"}
+TASK_TITLES = {"llm": "Tweets", "caption": "Captions", "ocr": "OCR", "asr": "Speech (ASR)"}
 HOW_TO = """\
-python -m core.synthetic ocr data/generated/ocr          # a small labelled OCR set (or bring your own CSV path,text)
-python -m core evaluate --task ocr --data data/generated/ocr/ocr.csv
-python -m core evaluate --task asr --data data/generated/asr/asr.csv --model whisper-tiny.en
+m2t synth ocr data/generated/ocr          # a small labelled OCR set (or bring your own CSV path,text)
+m2t evaluate --task ocr --data data/generated/ocr/ocr.csv
+m2t evaluate --task asr --data data/generated/asr/asr.csv --model whisper-tiny.en
 """
 
 page_settings()

@@ -11,7 +11,7 @@ from app.models import load_with_status
 from app.settings import page_settings
 from app.uploads import process_uploads
 from app.widgets import IMAGE_TYPES, VIDEO_TYPES, boxes_frame, download, draw_ocr_boxes, safe_stem, thumbnail
-from core.ocr import merge_frame_texts, read_text
+from core.stages.ocr import merge_frame_texts, read_text
 
 RESULTS_KEY = "ocr.results"
 

@@ -10,7 +10,7 @@ from app.models import load_with_status
 from app.settings import page_settings
 from app.uploads import process_uploads
 from app.widgets import AUDIO_TYPES, VIDEO_TYPES, download, safe_stem, show_upload
-from core.transcription import to_srt, to_vtt, transcribe
+from core.stages.asr import to_srt, to_vtt, transcribe
 
 RESULTS_KEY = "transcription.results"
 

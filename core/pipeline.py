@@ -12,17 +12,17 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from core.captioning import Caption, caption_images, load_captioner
 from core.errors import MediaError, UserError
-from core.generation import GenerationConfig, generate, load_llm
-from core.media import Media, load_media
-from core.ocr import OcrBox, load_ocr, read_images
-from core.prompt import TweetContext, build_prompt
+from core.media.decode import Media, load_media
 from core.registry import TASKS, ModelSpec, resolve
-from core.transcription import Segment, load_asr, transcribe
+from core.stages.asr import Segment, load_asr, transcribe
+from core.stages.caption import Caption, caption_images, load_captioner
+from core.stages.llm import GenerationConfig, generate, load_llm
+from core.stages.ocr import OcrBox, load_ocr, read_images
+from core.stages.prompt import TweetContext, build_prompt
 
 LOADERS: dict[str, Callable[[ModelSpec], object]] = {
-    "captioning": load_captioner,
+    "caption": load_captioner,
     "ocr": load_ocr,
     "asr": load_asr,
     "llm": load_llm,
@@ -136,7 +136,7 @@ class Pipeline:
             return result
         result.errors.extend(media.errors)
         stages = [
-            ("captioning", bool(media.images), self._caption),
+            ("caption", bool(media.images), self._caption),
             ("ocr", bool(media.images), self._ocr),
             ("asr", media.audio is not None, self._transcribe),
         ]
@@ -160,7 +160,7 @@ class Pipeline:
         return result
 
     def _caption(self, media: Media, out: Analysis) -> None:
-        out.caption, out.labels = _join_captions(caption_images(self.model("captioning"), media.images))
+        out.caption, out.labels = _join_captions(caption_images(self.model("caption"), media.images))
 
     def _ocr(self, media: Media, out: Analysis) -> None:
         found = read_images(self.model("ocr"), media.images)

@@ -10,14 +10,58 @@ from __future__ import annotations
 import json
 import os
 import tomllib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from functools import lru_cache
 from pathlib import Path
 
 from core.errors import UserError
 
-TASKS = ("captioning", "ocr", "asr", "llm")
+TASKS = ("caption", "ocr", "asr", "llm")
+LEGACY_TASKS = {"captioning": "caption", "tweet": "llm", "transcription": "asr", "generation": "llm"}
+# The fixed set of loaders per task: a mistyped backend in models.toml is an error, not a silent hub load.
+BACKENDS: dict[str, tuple[str, ...]] = {
+    "caption": ("efficientnet", "blip", "blip2", "vision-encoder-decoder"),
+    "ocr": ("easyocr",),
+    "asr": ("faster-whisper", "transformers-whisper"),
+    "llm": ("gguf", "transformers"),
+}
+PROMPT_STYLES = ("few-shot", "chat")
 REGISTRY_FILE = Path(__file__).with_name("models.toml")
+
+
+@dataclass(frozen=True)
+class Alias:
+    """One ``[aliases.NAME]`` table of models.toml: where packaged weights live and how to load them."""
+
+    name: str
+    task: str
+    backend: str
+    package: str
+    licence: str
+    parts: tuple[str, ...] = ()
+    prompt_style: str = ""
+
+    @classmethod
+    def from_table(cls, name: str, table: dict) -> Alias:
+        known = {f.name for f in fields(cls)} - {"name"}
+        unknown = sorted(set(table) - known)
+        missing = sorted({"task", "backend", "package", "licence"} - set(table))
+        where = f"{REGISTRY_FILE.name}: alias {name!r}"
+        if unknown or missing:
+            raise UserError(f"{where}: " + "; ".join(
+                ([f"unknown key(s) {', '.join(unknown)}"] if unknown else [])
+                + ([f"missing key(s) {', '.join(missing)}"] if missing else [])))
+        task = LEGACY_TASKS.get(table["task"], table["task"])
+        if task not in TASKS:
+            raise UserError(f"{where}: unknown task {table['task']!r}; tasks are {', '.join(TASKS)}")
+        if table["backend"] not in BACKENDS[task]:
+            raise UserError(f"{where}: unknown {task} backend {table['backend']!r}; "
+                            f"choose one of {', '.join(BACKENDS[task])}")
+        style = table.get("prompt_style", "chat" if task == "llm" else "")
+        if task == "llm" and style not in PROMPT_STYLES:
+            raise UserError(f"{where}: prompt_style must be one of {', '.join(PROMPT_STYLES)}")
+        return cls(name=name, task=task, backend=table["backend"], package=table["package"],
+                   licence=table["licence"], parts=tuple(table.get("parts", ())), prompt_style=style)
 
 
 @dataclass(frozen=True)
@@ -31,32 +75,51 @@ class ModelSpec:
     device: str = "auto"
     dtype: str = "auto"
     load_in_4bit: bool = False
-    alias: dict = field(default_factory=dict, compare=False, hash=False)
+    alias: Alias | None = field(default=None, compare=False, hash=False)
 
     @property
     def is_offline_alias(self) -> bool:
-        return bool(self.alias)
+        return self.alias is not None
 
     @property
     def prompt_style(self) -> str:
         """``few-shot`` for base models, ``chat`` for instruct models with a chat template."""
-        return self.alias.get("prompt_style", "chat" if self.task == "llm" else "")
+        if self.alias is not None and self.alias.prompt_style:
+            return self.alias.prompt_style
+        return "chat" if self.task == "llm" else ""
 
 
 @lru_cache(maxsize=1)
 def load_registry(path: Path = REGISTRY_FILE) -> dict:
+    """The parsed models.toml, checked: profiles name every task, aliases are typed."""
     with open(path, "rb") as fh:
-        return tomllib.load(fh)
+        raw = tomllib.load(fh)
+    typed = {name: Alias.from_table(name, table) for name, table in raw.get("aliases", {}).items()}
+    for profile, table in raw.get("profiles", {}).items():
+        missing = [t for t in TASKS if t not in table]
+        if missing or set(table) - set(TASKS):
+            raise UserError(f"{path.name}: profile {profile!r} must name exactly the tasks {', '.join(TASKS)}")
+    if raw.get("default_profile") not in raw.get("profiles", {}):
+        raise UserError(f"{path.name}: default_profile {raw.get('default_profile')!r} is not a profile")
+    return {**raw, "aliases": typed}
+
+
+def normalize_task(task: str) -> str:
+    """The one stage name for ``task`` (old names such as ``captioning`` or ``tweet`` still work)."""
+    task = LEGACY_TASKS.get(task, task)
+    if task not in TASKS:
+        raise UserError(f"unknown task {task!r}; tasks are {', '.join(TASKS)}")
+    return task
 
 
 def profiles() -> list[str]:
     return sorted(load_registry()["profiles"])
 
 
-def aliases(task: str | None = None) -> dict[str, dict]:
+def aliases(task: str | None = None) -> dict[str, Alias]:
     """Offline aliases, optionally only those serving ``task``."""
-    all_aliases = load_registry()["aliases"]
-    return {k: v for k, v in all_aliases.items() if task is None or v["task"] == task}
+    all_aliases: dict[str, Alias] = load_registry()["aliases"]
+    return {k: v for k, v in all_aliases.items() if task is None or v.task == task}
 
 
 def current_profile(profile: str | None = None) -> str:
@@ -77,7 +140,7 @@ def _infer_backend(task: str, model: str) -> str:
         except (OSError, json.JSONDecodeError):
             model_type = ""
     lowered = model.lower()
-    if task == "captioning":
+    if task == "caption":
         if model_type == "vision-encoder-decoder":
             return "vision-encoder-decoder"
         if model_type == "blip-2" or "blip2" in lowered or "blip-2" in lowered:
@@ -107,14 +170,15 @@ def resolve(
     load_in_4bit: bool = False,
 ) -> ModelSpec:
     """The spec for ``task``: CLI/caller values win over env vars, which win over the profile."""
-    if task not in TASKS:
-        raise UserError(f"unknown task {task!r}; tasks are {', '.join(TASKS)}")
-    env = task.upper()
-    name = model or os.environ.get(f"M2T_{env}_MODEL") or load_registry()["profiles"][current_profile(profile)][task]
+    task = normalize_task(task)
+    env_names = [f"M2T_{task.upper()}_MODEL"] + [f"M2T_{old.upper()}_MODEL" for old, new in LEGACY_TASKS.items()
+                                                   if new == task]
+    from_env = next((os.environ[n] for n in env_names if os.environ.get(n)), None)
+    name = model or from_env or load_registry()["profiles"][current_profile(profile)][task]
     alias = aliases().get(name)
-    if alias is not None and alias["task"] != task:
-        raise UserError(f"model {name!r} is a {alias['task']} model, not a {task} model")
-    backend = alias["backend"] if alias else _infer_backend(task, name)
+    if alias is not None and alias.task != task:
+        raise UserError(f"model {name!r} is a {alias.task} model, not a {task} model")
+    backend = alias.backend if alias else _infer_backend(task, name)
     if task == "llm":
         adapter = adapter or os.environ.get("M2T_LLM_ADAPTER") or None
     return ModelSpec(
@@ -125,7 +189,7 @@ def resolve(
         device=device or os.environ.get("M2T_DEVICE", "auto"),
         dtype=dtype or os.environ.get("M2T_DTYPE", "auto"),
         load_in_4bit=load_in_4bit,
-        alias=dict(alias or {}),
+        alias=alias,
     )
 
 

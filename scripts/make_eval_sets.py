@@ -1,6 +1,6 @@
 """Write every generated evaluation set into ``data/generated/`` (gitignored), deterministically.
 
-One command instead of four ``python -m core.synthetic`` calls, with fixed sizes and seed, so
+One command instead of four ``python -m core.devtools.synthetic`` calls, with fixed sizes and seed, so
 two machines that run it score their models on byte-identical data (the run records the
 CSV's SHA-256, printed here too, and the leaderboard compares only runs on the same hash).
 
@@ -20,15 +20,13 @@ Layout (paths inside each CSV are relative to its folder):
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # run as a plain script from anywhere: `core` lives at the repo root
+from core.devtools.synthetic import make_asr_set, make_caption_set, make_ocr_set, make_tweet_set
+from core.eval.store import file_hash
 
-from core.results_store import file_hash  # noqa: E402
-from core.synthetic import make_asr_set, make_caption_set, make_ocr_set, make_tweet_set  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 KINDS = ("ocr", "asr", "caption", "tweets")
 DEFAULT_OUT = ROOT / "data" / "generated"

@@ -27,7 +27,7 @@ def pipeline():
 
 @pytest.fixture(scope="session")
 def captioner(pipeline):
-    return pipeline.model("captioning")
+    return pipeline.model("caption")
 
 
 @pytest.fixture(scope="session")
@@ -52,7 +52,7 @@ def media_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def poster_path(media_dir) -> Path:
-    from core.synthetic import render_text_image
+    from core.devtools.synthetic import render_text_image
 
     path = media_dir / "poster.png"
     render_text_image(POSTER_TEXT, size=(800, 450), font_size=56).save(path)
@@ -61,7 +61,7 @@ def poster_path(media_dir) -> Path:
 
 @pytest.fixture(scope="session")
 def speech_path(media_dir) -> Path:
-    from core.synthetic import speak
+    from core.devtools.synthetic import speak
 
     return speak(SPEECH_TEXT, media_dir / "speech.wav")
 
@@ -70,7 +70,7 @@ def speech_path(media_dir) -> Path:
 def video_path(media_dir, poster_path, speech_path) -> Path:
     from PIL import Image
 
-    from core.synthetic import make_video
+    from core.devtools.synthetic import make_video
 
     with Image.open(poster_path) as im:
         frame = im.convert("RGB")

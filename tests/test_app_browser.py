@@ -1,7 +1,8 @@
 """End to end in headless Chromium: a real ``streamlit run`` server, used the way a person would.
 
-Screenshots go to ``artifacts/screenshots/`` (git-ignored) and are copied to ``docs/screenshots/``
-for the README.
+Screenshots go to a temporary folder, so a test run never rewrites tracked files; the README's
+pictures in ``docs/screenshots/`` are refreshed on purpose by ``scripts/refresh_screenshots.sh``
+(which sets ``M2T_SCREENSHOTS_DIR``).
 """
 
 from __future__ import annotations
@@ -21,8 +22,7 @@ import pytest
 from tests.conftest import POSTER_TEXT, SPEECH_TEXT
 
 ROOT = Path(__file__).resolve().parent.parent
-SHOTS = ROOT / "artifacts" / "screenshots"
-DOC_SHOTS = ROOT / "docs" / "screenshots"
+SHOTS_ENV = "M2T_SCREENSHOTS_DIR"
 STARTUP_S = 90
 PREDICT_MS = 300_000  # cold model loads in the server process + one prediction on a 2-core CPU
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -53,8 +53,8 @@ def _healthy(url: str) -> bool:
 @pytest.fixture(scope="module")
 def results_db(tmp_path_factory, poster_path, speech_path) -> Path:
     """A leaderboard with real runs: two ASR models and the OCR model scored on tiny sets made here."""
-    from core.evaluate import evaluate
-    from core.synthetic import render_text_image, speak
+    from core.devtools.synthetic import render_text_image, speak
+    from core.eval.command import evaluate
 
     folder = tmp_path_factory.mktemp("eval")
     db = folder / "results.sqlite"
@@ -120,12 +120,18 @@ def wait_idle(page, timeout_ms: int = 60_000) -> None:
     page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=timeout_ms)
 
 
-def screenshot(page, name: str) -> Path:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    path = SHOTS / f"{name}.png"
+@pytest.fixture(scope="module")
+def shots_dir(tmp_path_factory) -> Path:
+    """Where screenshots go: ``$M2T_SCREENSHOTS_DIR`` when refreshing the README's, else a temporary folder."""
+    folder = Path(os.environ[SHOTS_ENV]) if os.environ.get(SHOTS_ENV) else tmp_path_factory.mktemp("screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def screenshot(page, folder: Path, name: str) -> Path:
+    path = folder / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
-    DOC_SHOTS.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(path, DOC_SHOTS / path.name)
+    assert path.stat().st_size > 10_000, f"{name}: the screenshot is nearly empty"
     return path
 
 
@@ -133,7 +139,7 @@ def main_text(page) -> str:
     return page.locator('[data-testid="stMain"]').inner_text()
 
 
-def test_predict_a_tweet_from_an_uploaded_poster(page, poster_path):
+def test_predict_a_tweet_from_an_uploaded_poster(page, poster_path, shots_dir):
     page.locator("h1", has_text="Tweet prediction").wait_for()
     tokens = page.get_by_role("spinbutton", name="Max new tokens")
     tokens.fill("24")
@@ -153,10 +159,10 @@ def test_predict_a_tweet_from_an_uploaded_poster(page, poster_path):
     text = " ".join(main_text(page).upper().split())
     assert POSTER_TEXT in text, "the OCR text is on the page"
     assert "CHARACTERS" in text
-    screenshot(page, "tweet_prediction")
+    screenshot(page, shots_dir, "tweet_prediction")
 
 
-def test_transcribe_a_speech_clip(page, speech_path):
+def test_transcribe_a_speech_clip(page, speech_path, shots_dir):
     page.get_by_role("link", name="Transcription").click()
     page.locator("h1", has_text="Transcription").wait_for()
     page.locator('[data-testid="stFileUploaderDropzoneInput"]').first.set_input_files(str(speech_path))
@@ -168,10 +174,10 @@ def test_transcribe_a_speech_clip(page, speech_path):
     text = main_text(page).lower()
     assert "coffee" in text and "monday" in text
     assert page.get_by_role("button", name="SRT").count() == 1
-    screenshot(page, "transcription")
+    screenshot(page, shots_dir, "transcription")
 
 
-def test_ocr_page_draws_the_boxes(page, poster_path):
+def test_ocr_page_draws_the_boxes(page, poster_path, shots_dir):
     page.get_by_role("link", name="OCR").click()
     page.locator("h1", has_text="OCR").wait_for()
     page.locator('[data-testid="stFileUploaderDropzoneInput"]').first.set_input_files(str(poster_path))
@@ -181,10 +187,10 @@ def test_ocr_page_draws_the_boxes(page, poster_path):
     page.get_by_text("Text found in").wait_for(timeout=PREDICT_MS)
     wait_idle(page)
     assert POSTER_TEXT in " ".join(main_text(page).upper().split())
-    screenshot(page, "ocr")
+    screenshot(page, shots_dir, "ocr")
 
 
-def test_leaderboard_and_form_survive_navigation(page):
+def test_leaderboard_and_form_survive_navigation(page, shots_dir):
     page.get_by_role("link", name="Leaderboard").click()
     page.locator("h1", has_text="Leaderboard").wait_for()
     page.get_by_text("runs recorded").wait_for()
@@ -192,7 +198,7 @@ def test_leaderboard_and_form_survive_navigation(page):
     page.get_by_role("tab", name="Speech (ASR)").click()
     page.locator(".js-plotly-plot").nth(2).wait_for(state="visible")
     wait_idle(page)
-    screenshot(page, "leaderboard")
+    screenshot(page, shots_dir, "leaderboard")
     page.get_by_role("link", name="Tweet prediction").click()
     page.locator("h1", has_text="Tweet prediction").wait_for()
     wait_idle(page)

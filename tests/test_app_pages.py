@@ -90,11 +90,11 @@ def test_leaderboard_says_how_to_create_a_run_when_empty(tmp_path, monkeypatch):
     at = new_app().switch_page("app_pages/leaderboard.py").run()
     assert_no_exception(at)
     assert "No evaluation runs recorded yet" in at.info[0].value
-    assert any("python -m core evaluate --task ocr --data" in c.value for c in at.code)
+    assert any("m2t evaluate --task ocr --data" in c.value for c in at.code)
 
 
 def test_leaderboard_ranks_recorded_runs(tmp_path, monkeypatch):
-    from core.results_store import ResultsStore, RunRecord, SampleRecord
+    from core.eval.store import ResultsStore, RunRecord, SampleRecord
 
     db = tmp_path / "results.sqlite"
     monkeypatch.setenv("M2T_RESULTS_DB", str(db))
@@ -107,7 +107,7 @@ def test_leaderboard_ranks_recorded_runs(tmp_path, monkeypatch):
             [SampleRecord(0, "a.png", "SUMMER SALE", "SUMMER SALE", 0.0),
              SampleRecord(1, "b.png", "HELO", "HELLO", 20.0)],
         )
-    store.record_run(RunRecord(task="tweet", model="gemma-3-270m", n=1, metrics={"bleu": 3.2},
+    store.record_run(RunRecord(task="llm", model="gemma-3-270m", n=1, metrics={"bleu": 3.2},
                                ci={"bleu": [1.0, 5.0]}, signature="nrefs:1"),
                      [SampleRecord(0, "Acme", "Big sale today", "Our sale starts today", 3.2)])
 
@@ -150,8 +150,8 @@ def test_missing_company_is_reported_before_any_model_runs():
 
 def test_a_model_that_cannot_load_offline_is_explained(tmp_path):
     at = new_app().switch_page("app_pages/ocr.py").run()
-    at.sidebar.selectbox(key="cfg.model.captioning").set_value("(hub id or local folder)").run()
-    at.sidebar.text_input(key="cfg.custom.captioning").input(str(tmp_path / "no-such-model")).run()
+    at.sidebar.selectbox(key="cfg.model.caption").set_value("(hub id or local folder)").run()
+    at.sidebar.text_input(key="cfg.custom.caption").input(str(tmp_path / "no-such-model")).run()
     at.switch_page("app_pages/captioning.py").run()
     at.file_uploader(key="captioning.files").upload("poster.png", png_bytes(Image.new("RGB", (64, 64))),
                                                     "image/png")

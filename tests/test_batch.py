@@ -5,7 +5,7 @@ import pytest
 
 from core.batch import read_tweet_csv, run_batch
 from core.errors import UserError
-from core.generation import GenerationConfig
+from core.stages.llm import GenerationConfig
 
 COLUMNS = ["id", "date", "likes", "content", "username", "media", "inferred company"]
 

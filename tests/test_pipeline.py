@@ -1,7 +1,7 @@
 import pytest
 
-from core.generation import GenerationConfig
 from core.pipeline import PredictRequest, format_date
+from core.stages.llm import GenerationConfig
 
 CFG = GenerationConfig(max_new_tokens=40)
 

@@ -10,14 +10,14 @@ def test_offline_profile_is_the_default(monkeypatch):
     monkeypatch.delenv("M2T_PROFILE", raising=False)
     specs = {task: resolve(task) for task in TASKS}
     assert {t: s.model for t, s in specs.items()} == {
-        "captioning": "efficientnet-lite0", "ocr": "easyocr-en", "asr": "whisper-base", "llm": "gemma-3-270m",
+        "caption": "efficientnet-lite0", "ocr": "easyocr-en", "asr": "whisper-base", "llm": "gemma-3-270m",
     }
     assert specs["llm"].backend == "gguf" and specs["llm"].prompt_style == "few-shot"
 
 
 def test_hub_profile_and_overrides(monkeypatch):
     monkeypatch.setenv("M2T_PROFILE", "hub")
-    assert resolve("captioning").backend == "blip"
+    assert resolve("caption").backend == "blip"
     assert resolve("asr").backend == "transformers-whisper"
     monkeypatch.setenv("M2T_LLM_MODEL", "smollm2-135m")
     assert resolve("llm").model == "smollm2-135m"  # env var beats the profile
@@ -27,7 +27,7 @@ def test_hub_profile_and_overrides(monkeypatch):
 
 def test_backend_is_inferred_from_a_local_folder(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "blip-2"}))
-    assert resolve("captioning", str(tmp_path)).backend == "blip2"
+    assert resolve("caption", str(tmp_path)).backend == "blip2"
     (tmp_path / "model.bin").write_bytes(b"")
     assert resolve("asr", str(tmp_path)).backend == "faster-whisper"
     assert resolve("llm", "some-org/some-model").backend == "transformers"
@@ -44,5 +44,5 @@ def test_mistakes_are_user_errors():
 
 def test_every_alias_names_a_licence_and_a_task():
     for name, alias in aliases().items():
-        assert alias["task"] in TASKS, name
-        assert alias["licence"], name
+        assert alias.task in TASKS, name
+        assert alias.licence, name

@@ -7,10 +7,10 @@ import json
 import pytest
 from PIL import Image
 
-from core.captioning import caption_images, load_captioner
+from core.devtools.synthetic import make_caption_set
+from core.eval.store import ResultsStore
 from core.registry import resolve
-from core.results_store import ResultsStore
-from core.synthetic import make_caption_set
+from core.stages.caption import caption_images, load_captioner
 from training.captioner import CaptionerConfig, main, read_caption_table, run, word_tokenizer
 
 
@@ -44,7 +44,7 @@ def test_captioner_trains_resumes_and_loads_in_core(caption_csv, tmp_path):
     assert again["resumed_from"] == 8 and again["steps"] == 12
     assert [json.loads(x)["step"] for x in (out / "train_log.jsonl").read_text().splitlines()] == list(range(1, 13))
 
-    spec = resolve("captioning", str(out), device="cpu")
+    spec = resolve("caption", str(out), device="cpu")
     assert spec.backend == "vision-encoder-decoder"
     (caption,) = caption_images(load_captioner(spec), [Image.new("RGB", (320, 240), "white")])
     assert isinstance(caption.caption, str)

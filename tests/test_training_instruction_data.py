@@ -8,8 +8,8 @@ import json
 import pandas as pd
 import pytest
 
-from core.prompt import TweetContext, build_prompt
-from core.synthetic import TWEET_COLUMNS, make_tweet_set
+from core.devtools.synthetic import TWEET_COLUMNS, make_tweet_set
+from core.stages.prompt import TweetContext, build_prompt
 from training.instruction_data import InstructionDataConfig, build, main, read_jsonl
 
 

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from core.generation import generate, load_llm
+from core.devtools.synthetic import make_tweet_set
+from core.eval.store import ResultsStore
 from core.registry import resolve
-from core.results_store import ResultsStore
-from core.synthetic import make_tweet_set
+from core.stages.llm import generate, load_llm
 from training.instruction_data import InstructionDataConfig, build, read_jsonl
 from training.lora_llm import IGNORE, LoraLLMConfig, config_from_args, encode, main, run
 
@@ -92,7 +92,7 @@ def test_lora_trains_resumes_and_loads_in_the_pipeline(setup):
     steps = [json.loads(line)["step"] for line in (out / "train_log.jsonl").read_text().splitlines()]
     assert steps == list(range(1, 11))  # the counter continues; no step is repeated
 
-    runs = ResultsStore(db).runs("tweet")
+    runs = ResultsStore(db).runs("llm")
     assert [r.adapter for r in runs] == [None, str(out), str(out)]  # base scored once, tuned after each run
     assert runs[1].metrics.keys() >= {"bleu", "rougeL", "cider"} and runs[1].n == 3
 

@@ -6,13 +6,13 @@ import json
 
 import pytest
 
-from core.media import load_media
-from core.metrics import sample_wer
+from core.devtools.synthetic import make_asr_set
+from core.eval.metrics import sample_wer
+from core.eval.store import ResultsStore
+from core.media.decode import load_media
 from core.model_files import whisper_dir
 from core.registry import resolve
-from core.results_store import ResultsStore
-from core.synthetic import make_asr_set
-from core.transcription import load_asr, transcribe
+from core.stages.asr import load_asr, transcribe
 from tests.conftest import SPEECH_TEXT
 from training.ct2_whisper import converted_whisper, read_ct2, whisper_state_dict
 from training.whisper import WhisperTrainConfig, label_ids, run

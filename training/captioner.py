@@ -8,8 +8,8 @@ token embedding in GPT-2) train; the rest stays frozen, which is what keeps a fi
 pretrained captioner cheap and stable.
 
 The output folder holds model, tokenizer and image processor together, which is exactly what
-core.captioning's "vision-encoder-decoder" backend loads (``python -m core caption --model DIR``).
-Captions of a held-out split are scored with BLEU and CIDEr-D from ``core.metrics`` through
+core.stages.caption's "vision-encoder-decoder" backend loads (``m2t caption --model DIR``).
+Captions of a held-out split are scored with BLEU and CIDEr-D from ``core.eval.metrics`` through
 that same loader, and the run is recorded (task "caption").
 
     python -m training.captioner --data data/generated/caption/captions.csv --output-dir artifacts/captioner
@@ -25,29 +25,29 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import pandas as pd
 import torch
 
-from core.captioning import caption_images, load_captioner
 from core.errors import MediaError, UserError
-from core.media import load_media
+from core.media.decode import load_media
 from core.registry import resolve
-from training.config import field, parse_config, run_trainer, save_config, set_seed
+from core.stages.caption import caption_images, load_captioner
+from core.tables import read_table
+from training.config import TrainConfig, field, parse_config, run_trainer, save_config, set_seed
 from training.evaluation import TEXT_METRICS, EvalResult, comparison_table, record, score_text
-from training.loop import LoopConfig, train
+from training.loop import train
 
 IGNORE = -100
 SPECIAL = {"unk_token": "<unk>", "bos_token": "<s>", "eos_token": "</s>", "pad_token": "<pad>"}
 INIT_DIR = "init"  # the starting model, saved once so a resumed run has identical frozen weights
 
 
-@dataclass
-class CaptionerConfig:
+@dataclass(kw_only=True)
+class CaptionerConfig(TrainConfig):
     data: str = field(help="CSV or parquet with a caption column and a path (relative to the file) or url column")
     eval_data: str = field("", help="held-out CSV/parquet (default: --eval-fraction of --data)")
     eval_fraction: float = field(0.2, help="share of images held out when --eval-data is not given")
     init: str = field("", help="VisionEncoderDecoder folder to start from (default: build a small one from configs)")
-    output_dir: str = field("artifacts/captioner", help="folder core.captioning loads (also checkpoints, logs)")
+    output_dir: str = field("artifacts/captioner", help="folder core.stages.caption loads (also checkpoints, logs)")
     image_size: int = field(64, help="new model: input side in pixels")
     patch_size: int = field(8, help="new model: ViT patch side")
     hidden_size: int = field(128, help="new model: width of encoder and decoder")
@@ -60,15 +60,6 @@ class CaptionerConfig:
     learning_rate: float = field(1e-3, help="peak learning rate")
     epochs: int = field(10, help="passes over the training images")
     batch_size: int = field(8, help="images per forward pass")
-    grad_accum: int = field(1, help="forward passes per optimizer step")
-    max_steps: int = field(0, help="stop after N optimizer steps (0: all epochs)")
-    warmup_ratio: float = field(0.05, help="share of steps spent warming up")
-    save_every: int = field(50, help="optimizer steps between checkpoints")
-    resume: bool = field(True, help="continue from the last checkpoint")
-    skip_eval: bool = field(False, help="no BLEU/CIDEr scoring")
-    results_db: str = field("", help="results store (default: $M2T_RESULTS_DB or ~/.cache/media2tweet/results.sqlite)")
-    device: str = field("cpu", help="cpu | cuda")
-    seed: int = field(0, help="seed of the split, the new model's init and shuffling")
 
 
 # --------------------------------------------------------------------------- data
@@ -76,10 +67,7 @@ class CaptionerConfig:
 
 def read_caption_table(path: Path) -> list[dict]:
     """Rows ``{"location", "caption"}``; location is an absolute path or a URL."""
-    if not path.exists():
-        raise UserError(f"{path}: no such file")
-    frame = pd.read_parquet(path) if path.suffix.lower() == ".parquet" else pd.read_csv(path, dtype=str,
-                                                                                         keep_default_na=False)
+    frame = read_table(path)
     source = "path" if "path" in frame.columns else "url" if "url" in frame.columns else None
     if source is None or "caption" not in frame.columns:
         raise UserError(f"{path}: needs a caption column and a path or url column; found {', '.join(frame.columns)}")
@@ -209,8 +197,8 @@ def collate(batch: list[dict], device: str) -> dict[str, torch.Tensor]:
 
 
 def evaluate_folder(folder: Path, rows: list[dict], label: str, device: str) -> EvalResult:
-    """Captions through core.captioning (what the app runs); references grouped per image."""
-    cap = load_captioner(resolve("captioning", str(folder), device=device))
+    """Captions through core.stages.caption (what the app runs); references grouped per image."""
+    cap = load_captioner(resolve("caption", str(folder), device=device))
     groups: dict[str, dict] = {}
     for r in rows:
         groups.setdefault(r["location"], {"image": r["image"], "refs": []})["refs"].append(r["caption"])
@@ -263,9 +251,7 @@ def run(cfg: CaptionerConfig) -> dict:
     sizes = freeze(model, cfg)
     print(f"training {sizes['trainable']:,} of {sizes['total']:,} parameters", file=sys.stderr)
     examples = encode(train_rows, processor, tokenizer, cfg.max_length)
-    loop = LoopConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, grad_accum=cfg.grad_accum,
-                      learning_rate=cfg.learning_rate, warmup_ratio=cfg.warmup_ratio, max_steps=cfg.max_steps,
-                      save_every=cfg.save_every, seed=cfg.seed, resume=cfg.resume)
+    loop = cfg.loop_config()
     state = train(model, examples, lambda m, batch: m(**collate(batch, cfg.device)).loss, loop, out,
                   desc="captioner")
     model.save_pretrained(out)
@@ -302,7 +288,7 @@ def run(cfg: CaptionerConfig) -> dict:
         f"{sizes['trainable']:,} of {sizes['total']:,} parameters (last {sizes['decoder_blocks']} decoder blocks, "
         f"cross-attention, LM head) for {state.step} steps on {summary['train_images']} images from `{cfg.data}`.\n\n"
         f"Held-out captions ({summary['eval_images']} images):\n\n{comparison_table(before, after, TEXT_METRICS)}\n\n"
-        f"Use: `python -m core caption --model {out} IMAGE`\n")
+        f"Use: `m2t caption --model {out} IMAGE`\n")
     return summary
 
 

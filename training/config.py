@@ -28,6 +28,34 @@ def field(default: Any = dataclasses.MISSING, *, help: str, factory: Any = None)
     return dataclasses.field(default=default, metadata={"help": help})
 
 
+@dataclasses.dataclass(kw_only=True)
+class TrainConfig:
+    """What every trainer shares: the loop, checkpoints, evaluation and seed. Trainers extend it and
+    restate only the defaults that differ (as nanoGPT's ``config/`` presets do)."""
+
+    output_dir: str = field("artifacts/model", help="output folder (also holds checkpoints and logs)")
+    learning_rate: float = field(2e-4, help="peak learning rate (linear warmup and decay)")
+    epochs: int = field(1, help="passes over the training split")
+    batch_size: int = field(4, help="examples per forward pass")
+    grad_accum: int = field(1, help="forward passes per optimizer step")
+    max_steps: int = field(0, help="stop after N optimizer steps (0: all epochs); resume continues the schedule")
+    warmup_ratio: float = field(0.05, help="share of steps spent warming up the learning rate")
+    save_every: int = field(50, help="optimizer steps between checkpoints")
+    resume: bool = field(True, help="continue from the last checkpoint in output-dir/checkpoints")
+    skip_eval: bool = field(False, help="train and save only; no before/after scoring")
+    results_db: str = field("", help="results store (default: $M2T_RESULTS_DB or ~/.cache/media2tweet/results.sqlite)")
+    device: str = field("cpu", help="cpu | cuda")
+    seed: int = field(0, help="seed of the split, the initialisation and shuffling")
+
+    def loop_config(self):
+        """The training loop's settings (``training.loop.LoopConfig``) taken from this config."""
+        from training.loop import LoopConfig
+
+        return LoopConfig(epochs=self.epochs, batch_size=self.batch_size, grad_accum=self.grad_accum,
+                          learning_rate=self.learning_rate, warmup_ratio=self.warmup_ratio,
+                          max_steps=self.max_steps, save_every=self.save_every, seed=self.seed, resume=self.resume)
+
+
 def _unwrap_optional(hint: Any) -> Any:
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(hint) if a is not type(None)]

@@ -11,11 +11,9 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.metrics import sample_bleu, sample_wer, speech_scores, text_scores
-from core.results_store import ResultsStore, RunRecord, SampleRecord, file_hash
+from core.eval.scoring import SPEECH_METRICS, TEXT_METRICS, record_run, score
 
-TEXT_METRICS = ("bleu", "bleu1", "bleu2", "bleu3", "bleu4", "rougeL", "chrf", "cider")
-SPEECH_METRICS = ("wer", "cer")
+__all__ = ["SPEECH_METRICS", "TEXT_METRICS", "EvalResult", "comparison_table", "record", "score_speech", "score_text"]
 
 
 @dataclass
@@ -37,45 +35,37 @@ class EvalResult:
                 "seconds": self.seconds, "run_id": self.run_id, "predictions": self.predictions}
 
 
+def _scored(task: str, label: str, predictions: list[str], references: list[str], inputs: list[str],
+            seconds: float, bootstrap: int) -> EvalResult:
+    scored = score(task, predictions, references, bootstrap)
+    return EvalResult(label, predictions, references, inputs, scored["metrics"], scored["ci"], scored["signature"],
+                      seconds)
+
+
 def score_text(label: str, predictions: list[str], references: list[str], inputs: list[str], seconds: float,
                bootstrap: int = 1000) -> EvalResult:
-    scores = text_scores(predictions, references, bootstrap=bootstrap)
-    return EvalResult(label, predictions, references, inputs, {k: scores[k] for k in TEXT_METRICS},
-                      {k: v for k, v in scores["ci"].items() if k in TEXT_METRICS}, scores["signature"], seconds)
+    """Tweets and captions, scored exactly as ``m2t evaluate`` scores them."""
+    return _scored("llm", label, predictions, references, inputs, seconds, bootstrap)
 
 
 def score_speech(label: str, predictions: list[str], references: list[str], inputs: list[str], seconds: float,
                  bootstrap: int = 1000) -> EvalResult:
-    scores = speech_scores(predictions, references, bootstrap=bootstrap)
-    return EvalResult(label, predictions, references, inputs, {k: scores[k] for k in SPEECH_METRICS},
-                      scores["ci"], None, seconds)
+    """Transcripts, scored exactly as ``m2t evaluate --task asr`` scores them."""
+    return _scored("asr", label, predictions, references, inputs, seconds, bootstrap)
 
 
 def record(result: EvalResult, *, task: str, model: str, adapter: str | None, dataset: Path,
            store_path: str = "") -> int:
-    """Store the run and its samples; returns the run id (also set on ``result``)."""
-    per_sample = sample_wer if task == "asr" else sample_bleu
-    samples = [
-        SampleRecord(idx=i, input=inp, prediction=pred, reference=ref, score=per_sample(pred, ref))
-        for i, (inp, pred, ref) in enumerate(zip(result.inputs, result.predictions, result.references, strict=True))
-    ]
-    run = RunRecord(
-        task=task,
-        model=model,
-        adapter=adapter,
-        n=len(result.predictions),
-        metrics=result.metrics,
-        ci=result.ci,
-        dataset=str(dataset),
-        dataset_hash=file_hash(dataset),
-        signature=result.signature,
-        wall_time_s=round(result.seconds, 3),
-        throughput=round(len(result.predictions) / result.seconds, 4) if result.seconds else None,
+    """Store the run and its samples through core's one recording path; returns the run id."""
+    run, _, db = record_run(
+        task, model=model, adapter=adapter, dataset=dataset, predictions=result.predictions,
+        references=result.references, inputs=result.inputs,
+        scored={"metrics": result.metrics, "ci": result.ci, "signature": result.signature},
+        wall_time_s=round(result.seconds, 3) or None, db=store_path or None,
     )
-    store = ResultsStore(store_path or None)
-    result.run_id = store.record_run(run, samples)
-    print(f"recorded {task} run {result.run_id} ({result.label}) in {store.path}", file=sys.stderr)
-    return result.run_id
+    result.run_id = run.id
+    print(f"recorded {task} run {result.run_id} ({result.label}) in {db}", file=sys.stderr)
+    return int(run.id or 0)
 
 
 def comparison_table(before: EvalResult | None, after: EvalResult | None, metrics: tuple[str, ...]) -> str:

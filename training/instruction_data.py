@@ -1,7 +1,7 @@
 """Tweet dump (CSV/xlsx) → instruction JSONL for LoRA: one {"prompt", "completion", …} per row.
 
 Each row's media goes through the same core stages the app uses (captioning, OCR, ASR for
-video via ``Pipeline.analyse``) and the prompt through ``core.prompt.build_prompt(…,
+video via ``Pipeline.analyse``) and the prompt through ``core.stages.prompt.build_prompt(…,
 "zero-shot")``, so a model tuned on this data sees at training time exactly what it will see
 at prediction time. The target is the row's ``content`` with ``<hyperlink>``/``<mention>``
 kept as literal tokens.
@@ -28,12 +28,12 @@ import pandas as pd
 
 from core.batch import parse_likes, read_tweet_csv
 from core.errors import MediaError, UserError
-from core.fetch import fetch_bytes, is_url
-from core.media import Media, load_media
+from core.media.decode import Media, load_media
+from core.media.dump_field import MediaItem, looks_like_dump, parse_media_field
+from core.media.fetch import fetch_bytes, is_url
 from core.pipeline import Pipeline, format_date
-from core.prompt import TweetContext, build_prompt
 from core.registry import ModelSpec, cache_dir, resolve
-from core.tweet_media import MediaItem, looks_like_dump, parse_media_field
+from core.stages.prompt import TweetContext, build_prompt
 from training.config import field, parse_config, save_config
 
 PROMPT_STYLE = "zero-shot"
@@ -55,7 +55,7 @@ class InstructionDataConfig:
     media_cache: str = field("", help="download + analysis cache (default: <model cache>/instruction_data)")
     retry_dead_links: bool = field(False, help="fetch links again that failed in an earlier run")
     profile: str = field("", help="model profile for the analysis stages (default: the registry's)")
-    captioning_model: str = field("", help="captioning model (registry alias, hub id or folder)")
+    caption_model: str = field("", help="captioning model (registry alias, hub id or folder)")
     ocr_model: str = field("", help="OCR model")
     asr_model: str = field("", help="ASR model")
     device: str = field("auto", help="device for the analysis models")
@@ -105,7 +105,7 @@ class MediaCache:
         return load_media(location, base_dir=base_dir)
 
     def analysis_path(self, field_text: str, base_dir: Path, specs: dict[str, ModelSpec]) -> Path:
-        models = "|".join(f"{t}={specs[t].model}" for t in ("captioning", "ocr", "asr"))
+        models = "|".join(f"{t}={specs[t].model}" for t in ("caption", "ocr", "asr"))
         return self.folder / "analysis" / f"{self.key(f'{base_dir}|{field_text}|{models}')}.json"
 
 
@@ -231,7 +231,7 @@ def collect(cfg: InstructionDataConfig, out_dir: Path) -> list[dict]:
                        cfg.retry_dead_links)
     specs = {
         task: resolve(task, getattr(cfg, f"{task}_model") or None, profile=cfg.profile or None, device=cfg.device)
-        for task in ("captioning", "ocr", "asr")
+        for task in ("caption", "ocr", "asr")
     }
     pipeline = Pipeline(specs, profile=cfg.profile or None)
     ordered: list[dict] = []

@@ -1,15 +1,15 @@
 """LoRA fine-tuning of the tweet LLM on instruction JSONL, scored base vs tuned on the test split.
 
 The base model comes from the registry: an offline alias (e.g. ``gemma-3-270m``) loads through
-``core.generation.load_llm`` as a plain fp32 model (GGUF converted once to safetensors), a hub
+``core.stages.llm.load_llm`` as a plain fp32 model (GGUF converted once to safetensors), a hub
 id can load in 4 bit on CUDA for QLoRA (``--preset qlora``: r 64, alpha 16, dropout 0.1, lr 2e-4,
 2 epochs). The loss covers the response tokens only (prompt tokens are labelled -100), so the
 adapter learns to write tweets, not to reproduce instructions.
 
 The adapter folder carries ``prompt_style.txt`` ("zero-shot") and a model card; ``load_llm``
-honours the former, so ``python -m core predict --adapter DIR`` builds the very prompt the
+honours the former, so ``m2t predict --adapter DIR`` builds the very prompt the
 adapter was trained on. Both the base and the tuned model are scored with core's generation
-and metrics on the same prompts and recorded in the results store (task "tweet").
+and metrics on the same prompts and recorded in the results store (task "llm").
 
     python -m training.lora_llm --data-dir data/generated/instructions --output-dir artifacts/lora-gemma
 """
@@ -26,13 +26,13 @@ from pathlib import Path
 import torch
 
 from core.errors import UserError
-from core.generation import LLM, GenerationConfig, generate, load_llm
+from core.eval.store import file_hash, hardware_description
 from core.registry import ModelSpec, resolve
-from core.results_store import file_hash, hardware_description
-from training.config import apply_preset, field, parse_config, run_trainer, save_config, set_seed
+from core.stages.llm import LLM, GenerationConfig, generate, load_llm
+from training.config import TrainConfig, apply_preset, field, parse_config, run_trainer, save_config, set_seed
 from training.evaluation import TEXT_METRICS, EvalResult, comparison_table, record, score_text
 from training.instruction_data import PROMPT_STYLE, read_jsonl
-from training.loop import LoopConfig, LoopState, train
+from training.loop import LoopState, train
 
 IGNORE = -100
 PRESETS: dict[str, dict] = {
@@ -44,8 +44,8 @@ PRESETS: dict[str, dict] = {
 }
 
 
-@dataclass
-class LoraLLMConfig:
+@dataclass(kw_only=True)
+class LoraLLMConfig(TrainConfig):
     data_dir: str = field(help="folder with train.jsonl / validation.jsonl / test.jsonl (training.instruction_data)")
     output_dir: str = field("artifacts/lora-llm", help="adapter folder (also holds checkpoints and logs)")
     model: str = field("", help="base LLM: registry alias, hub id or folder (default: the profile's LLM)")
@@ -56,24 +56,15 @@ class LoraLLMConfig:
     lora_dropout: float = field(0.05, help="dropout on the LoRA branch")
     target_modules: list[str] = field(help="modules to adapt", factory=lambda: ["q_proj", "v_proj"])
     learning_rate: float = field(5e-4, help="peak learning rate (linear warmup and decay)")
-    epochs: int = field(1, help="passes over train.jsonl")
-    batch_size: int = field(4, help="examples per forward pass")
-    grad_accum: int = field(1, help="forward passes per optimizer step")
     max_length: int = field(256, help="tokens per example (prompt is cut from the left, completion kept)")
-    max_steps: int = field(0, help="stop after N optimizer steps (0: all epochs); resume continues the schedule")
-    warmup_ratio: float = field(0.05, help="share of steps spent warming up the learning rate")
     save_every: int = field(25, help="optimizer steps between checkpoints")
-    resume: bool = field(True, help="continue from the last checkpoint in output-dir/checkpoints")
     gradient_checkpointing: bool = field(False, help="trade compute for memory (useful for 7B QLoRA)")
     eval_limit: int = field(0, help="score only the first N test rows (0: all)")
     max_new_tokens: int = field(48, help="tokens generated per test prompt")
     gen_batch_size: int = field(8, help="prompts generated together")
     repetition_penalty: float = field(1.1, help="generation: as core's default (it also penalises prompt tokens)")
     no_repeat_ngram_size: int = field(3, help="generation: as core's default")
-    skip_eval: bool = field(False, help="train and save only; no base/tuned scoring")
-    results_db: str = field("", help="results store (default: $M2T_RESULTS_DB or ~/.cache/media2tweet/results.sqlite)")
     device: str = field("auto", help="auto | cpu | cuda")
-    seed: int = field(0, help="seed for LoRA init, shuffling and dropout")
 
 
 # --------------------------------------------------------------------------- data
@@ -82,7 +73,7 @@ class LoraLLMConfig:
 def encode(tokenizer, prompt: str, completion: str, max_length: int) -> dict[str, list[int]]:
     """Prompt + " " + completion + EOS as ids, with the prompt masked out of the labels.
 
-    The prompt is tokenised on its own exactly as ``core.generation`` does at prediction time
+    The prompt is tokenised on its own exactly as ``core.stages.llm`` does at prediction time
     (special tokens included), so the tuned model continues from the same ids it was trained on.
     """
     prompt_ids = tokenizer(prompt, add_special_tokens=True)["input_ids"]
@@ -203,7 +194,7 @@ def _base_eval(llm: LLM, rows: list[dict], cfg: LoraLLMConfig, test_path: Path, 
             return EvalResult("base", r["predictions"], [x["completion"] for x in rows], [x["prompt"] for x in rows],
                               r["metrics"], r["ci"], r["signature"], r["seconds"], r["run_id"])
     result = evaluate_llm(llm, rows, cfg, "base")
-    record(result, task="tweet", model=spec.model, adapter=None, dataset=test_path, store_path=cfg.results_db)
+    record(result, task="llm", model=spec.model, adapter=None, dataset=test_path, store_path=cfg.results_db)
     cache.write_text(json.dumps({"key": key, "result": result.to_dict()}, ensure_ascii=False, indent=1))
     return result
 
@@ -222,8 +213,8 @@ def write_model_card(out: Path, cfg: LoraLLMConfig, spec: ModelSpec, data: dict[
         f"# LoRA adapter for {spec.model}: media + metadata → tweet",
         "",
         f"- **Base model**: `{spec.model}` (backend `{spec.backend}`"
-        + (", converted from GGUF to fp32 safetensors by core.generation" if spec.backend == "gguf" else "") + ")",
-        f"- **Prompt**: `core.prompt.build_prompt(ctx, \"{PROMPT_STYLE}\")` (see `prompt_style.txt`); "
+        + (", converted from GGUF to fp32 safetensors by core.stages.llm" if spec.backend == "gguf" else "") + ")",
+        f"- **Prompt**: `core.stages.prompt.build_prompt(ctx, \"{PROMPT_STYLE}\")` (see `prompt_style.txt`); "
         "the target is the tweet's `content` with `<hyperlink>`/`<mention>` kept as tokens; loss on response "
         "tokens only.",
         "- **Data**: " + ", ".join(f"{name} {counts.get(name, 0)} rows (`{path}`)" for name, path in data.items()),
@@ -245,7 +236,7 @@ def write_model_card(out: Path, cfg: LoraLLMConfig, spec: ModelSpec, data: dict[
                   f"BLEU signature: `{(after or before).signature}`; CIDEr-D on the pycocoevalcap 0–10 scale; "
                   f"repetition_penalty={cfg.repetition_penalty}, no_repeat_ngram_size={cfg.no_repeat_ngram_size}."]
     lines += ["", "## Use", "", "```bash",
-              f"python -m core predict --model {spec.model} --adapter {out} --company … --username … --date …",
+              f"m2t predict --model {spec.model} --adapter {out} --company … --username … --date …",
               "```", ""]
     path = out / "README.md"
     path.write_text("\n".join(lines))
@@ -281,9 +272,7 @@ def run(cfg: LoraLLMConfig) -> dict:
     if encoded_val:
         with model.disable_adapter():
             losses["base"] = mean_loss(model, encoded_val, tok.pad_token_id, llm.device, cfg.batch_size)
-    loop = LoopConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, grad_accum=cfg.grad_accum,
-                      learning_rate=cfg.learning_rate, warmup_ratio=cfg.warmup_ratio, max_steps=cfg.max_steps,
-                      save_every=cfg.save_every, seed=cfg.seed, resume=cfg.resume)
+    loop = cfg.loop_config()
     state = train(model, encoded, _loss_fn(tok.pad_token_id, llm.device), loop, out, desc="LoRA")
     if encoded_val:
         losses["tuned"] = mean_loss(model, encoded_val, tok.pad_token_id, llm.device, cfg.batch_size)
@@ -294,9 +283,9 @@ def run(cfg: LoraLLMConfig) -> dict:
 
     after = None
     if test_rows:
-        tuned = load_llm(replace(spec, adapter=str(out)))  # exactly what `python -m core predict --adapter` loads
+        tuned = load_llm(replace(spec, adapter=str(out)))  # exactly what `m2t predict --adapter` loads
         after = evaluate_llm(tuned, test_rows, cfg, "tuned")
-        record(after, task="tweet", model=spec.model, adapter=str(out), dataset=data["test"],
+        record(after, task="llm", model=spec.model, adapter=str(out), dataset=data["test"],
                store_path=cfg.results_db)
         del tuned
     write_model_card(out, cfg, spec, data, state, losses, before, after)

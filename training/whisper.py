@@ -4,11 +4,11 @@ The offline Whisper ships only as CTranslate2; ``training.ct2_whisper`` converts
 transformers folder (cached). LoRA goes on the attention projections (``q_proj``, ``v_proj`` by
 default) and, optionally, the last N decoder layers are unfrozen whole. Before saving, LoRA is
 merged into the weights, so the output is a plain ``WhisperForConditionalGeneration`` folder
-plus processor files: core.transcription's transformers backend loads it with no peft involved
-(``python -m core transcribe --model DIR``).
+plus processor files: core.stages.asr's transformers backend loads it with no peft involved
+(``m2t transcribe --model DIR``).
 
-Audio is decoded and resampled to 16 kHz mono through ``core.media``; WER/CER come from
-``core.metrics.speech_scores`` on a held-out split, for the base model and for the tuned folder
+Audio is decoded and resampled to 16 kHz mono through ``core.media.decode``; WER/CER come from
+``core.eval.metrics.speech_scores`` on a held-out split, for the base model and for the tuned folder
 as core loads it, and both runs are recorded (task "asr").
 
     python -m training.whisper --data data/generated/asr/asr.csv --output-dir artifacts/whisper-lora
@@ -24,23 +24,23 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import pandas as pd
 import torch
 
 from core.errors import MediaError, UserError
-from core.media import load_media
+from core.media.decode import load_media
 from core.registry import resolve
-from core.transcription import ASR, load_asr, transcribe
-from training.config import field, parse_config, run_trainer, save_config, set_seed
+from core.stages.asr import ASR, load_asr, transcribe
+from core.tables import read_table
+from training.config import TrainConfig, field, parse_config, run_trainer, save_config, set_seed
 from training.ct2_whisper import whisper_folder
 from training.evaluation import SPEECH_METRICS, EvalResult, comparison_table, record, score_speech
-from training.loop import LoopConfig, train
+from training.loop import train
 
 IGNORE = -100
 
 
-@dataclass
-class WhisperTrainConfig:
+@dataclass(kw_only=True)
+class WhisperTrainConfig(TrainConfig):
     data: str = field(help="CSV with columns audio (path, relative to the CSV) and text")
     eval_data: str = field("", help="held-out CSV (default: --eval-fraction of --data)")
     eval_fraction: float = field(0.2, help="share of --data held out when --eval-data is not given")
@@ -54,17 +54,9 @@ class WhisperTrainConfig:
     language: str = field("en", help="language token in the training labels (multilingual checkpoints)")
     learning_rate: float = field(1e-4, help="peak learning rate")
     epochs: int = field(3, help="passes over the training split")
-    batch_size: int = field(4, help="clips per forward pass")
-    grad_accum: int = field(1, help="forward passes per optimizer step")
     max_label_tokens: int = field(128, help="label tokens per clip (longer transcripts are cut)")
-    max_steps: int = field(0, help="stop after N optimizer steps (0: all epochs)")
     warmup_ratio: float = field(0.1, help="share of steps spent warming up")
     save_every: int = field(25, help="optimizer steps between checkpoints")
-    resume: bool = field(True, help="continue from the last checkpoint")
-    skip_eval: bool = field(False, help="no WER before/after")
-    results_db: str = field("", help="results store (default: $M2T_RESULTS_DB or ~/.cache/media2tweet/results.sqlite)")
-    device: str = field("cpu", help="cpu | cuda (training runs in fp32)")
-    seed: int = field(0, help="seed of the split, LoRA init and shuffling")
 
 
 # --------------------------------------------------------------------------- data
@@ -72,12 +64,7 @@ class WhisperTrainConfig:
 
 def read_speech_csv(path: Path) -> list[dict]:
     """Rows ``{"audio": absolute path, "text"}``; a clear error for a CSV that is not a speech set."""
-    if not path.exists():
-        raise UserError(f"{path}: no such file")
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    missing = {"audio", "text"} - set(frame.columns)
-    if missing:
-        raise UserError(f"{path}: missing column(s) {', '.join(sorted(missing))}; a speech set has audio,text")
+    frame = read_table(path, ("audio", "text"), what="a speech set has audio,text")
     base = path.resolve().parent
     return [{"audio": str(base / a) if not Path(a).is_absolute() else a, "text": t.strip()}
             for a, t in zip(frame["audio"], frame["text"], strict=True) if a.strip() and t.strip()]
@@ -95,7 +82,7 @@ def load_split(cfg: WhisperTrainConfig) -> tuple[list[dict], list[dict]]:
 
 
 def audio_of(row: dict):
-    media = load_media(Path(row["audio"]))  # any format; resampled to 16 kHz mono by core.media
+    media = load_media(Path(row["audio"]))  # any format; resampled to 16 kHz mono by core.media.decode
     if media.audio is None:
         raise MediaError(f"{row['audio']}: no audio track")
     return media.audio
@@ -149,7 +136,7 @@ def attach_lora(model, cfg: WhisperTrainConfig):
 
 
 def evaluate_asr(asr: ASR, rows: list[dict], label: str) -> EvalResult:
-    """Transcripts through core.transcription (what the app runs), scored with WER/CER."""
+    """Transcripts through core.stages.asr (what the app runs), scored with WER/CER."""
     from tqdm import tqdm
 
     start = time.perf_counter()
@@ -190,9 +177,7 @@ def run(cfg: WhisperTrainConfig) -> dict:
     examples = encode(train_rows, processor, model.config.decoder_start_token_id, cfg.max_label_tokens)
     set_seed(cfg.seed)
     peft_model = attach_lora(model, cfg)
-    loop = LoopConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, grad_accum=cfg.grad_accum,
-                      learning_rate=cfg.learning_rate, warmup_ratio=cfg.warmup_ratio, max_steps=cfg.max_steps,
-                      save_every=cfg.save_every, seed=cfg.seed, resume=cfg.resume)
+    loop = cfg.loop_config()
     state = train(peft_model, examples, lambda m, batch: m(**collate(batch, cfg.device)).loss, loop, out,
                   desc="Whisper LoRA")
     merged = peft_model.merge_and_unload()  # a plain Whisper again: core loads it without peft
@@ -228,7 +213,7 @@ def run(cfg: WhisperTrainConfig) -> dict:
         f"{', '.join(cfg.target_modules)}, last {cfg.unfreeze_last_decoder_layers} decoder layers unfrozen, merged "
         f"into the weights. {state.step} steps on {len(train_rows)} clips from `{cfg.data}`.\n\n"
         f"Held-out WER/CER (%), {len(eval_rows)} clips:\n\n{comparison_table(before, after, SPEECH_METRICS)}\n\n"
-        f"Use: `python -m core transcribe --model {out} FILE`\n")
+        f"Use: `m2t transcribe --model {out} FILE`\n")
     return summary
 
 

@@ -1,0 +1,284 @@
+"""The stage commands (caption, ocr, asr), predict, batch, models and prepare.
+
+Each command is a ``configure_<name>(parser)`` / ``run_<name>(args)`` pair that ``core.__main__``
+lists in its dispatch table. Heavy libraries are imported inside ``run_*`` so ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from core.console import emit, progress, say
+from core.errors import UserError
+
+
+def _spec(args, task: str, *, own_model: bool = True):
+    """The spec for ``task``; ``own_model=False`` keeps the profile's model (``--model`` names another stage's)."""
+    from core.registry import resolve
+
+    return resolve(
+        task,
+        getattr(args, "model", None) if own_model else None,
+        profile=args.profile,
+        adapter=getattr(args, "adapter", None) if own_model else None,
+        device=args.device,
+        load_in_4bit=getattr(args, "load_in_4bit", False),
+    )
+
+
+class _Lazy:
+    """A model loaded on first use, so commands whose inputs are all bad never load it."""
+
+    def __init__(self, spec) -> None:
+        self.spec = spec
+        self._model = None
+
+    def get(self):
+        if self._model is None:
+            from core.pipeline import load_model
+
+            say(f"loading {self.spec.task} model {self.spec.model} ({self.spec.backend})…")
+            self._model = load_model(self.spec)
+        return self._model
+
+
+def _for_each_file(files: list[str], desc: str, needs: str, work) -> tuple[list[dict], int]:
+    """Decode each file, then run ``work(name, media)``; a bad file is reported and skipped.
+
+    Files are decoded before any model loads, so a typo'd path fails in a second, not after a model load.
+    """
+    from core.media.decode import load_media
+
+    decoded, failures = [], 0
+    for name in files:
+        try:
+            media = load_media(Path(name))
+            if needs == "image" and not media.images:
+                raise UserError(f"{name}: has no image (it is {media.kind})")
+            if needs == "audio" and media.audio is None:
+                raise UserError(f"{name}: has no audio track")
+            decoded.append((name, media))
+        except UserError as exc:
+            failures += 1
+            say(f"error: {exc}")
+    results = []
+    for name, media in progress(decoded, desc):
+        try:
+            results.append({"file": name, **work(name, media)})
+        except UserError as exc:
+            failures += 1
+            say(f"error: {exc}")
+    return results, failures
+
+
+def run_caption(args) -> int:
+    from core.stages.caption import caption_images
+
+    model = _Lazy(_spec(args, "caption"))
+
+    def work(name: str, media) -> dict:
+        cap = caption_images(model.get(), media.images[:1])[0]
+        return {"caption": cap.caption, "labels": [[label, score] for label, score in cap.labels]}
+
+    results, failures = _for_each_file(args.files, "caption", "image", work)
+    emit(results, args.json, "\n".join(f"{r['file']}\t{r['caption']}" for r in results))
+    return 1 if failures else 0
+
+
+def run_ocr(args) -> int:
+    from core.stages.ocr import read_images
+
+    model = _Lazy(_spec(args, "ocr"))
+
+    def work(name: str, media) -> dict:
+        return read_images(model.get(), media.images).to_dict()
+
+    results, failures = _for_each_file(args.files, "ocr", "image", work)
+    emit(results, args.json, "\n\n".join(f"== {r['file']}\n{r['text']}" for r in results))
+    return 1 if failures else 0
+
+
+def run_asr(args) -> int:
+    from core.stages.asr import to_srt, to_vtt, transcribe
+
+    model = _Lazy(_spec(args, "asr"))
+    rendered: list[str] = []
+
+    def work(name: str, media) -> dict:
+        transcript = transcribe(model.get(), media.audio, language=args.language)
+        rendered.append({"srt": to_srt, "vtt": to_vtt}.get(args.format, lambda t: t.text)(transcript))
+        return transcript.to_dict()
+
+    results, failures = _for_each_file(args.files, "transcribing", "audio", work)
+    emit(results, args.json, "\n\n".join(rendered))
+    return 1 if failures else 0
+
+
+def _generation_config(args):
+    from core.stages.llm import GenerationConfig
+
+    return GenerationConfig(
+        max_new_tokens=args.max_new_tokens,
+        num_candidates=args.candidates,
+        do_sample=args.sample,
+        temperature=args.temperature,
+        batch_size=getattr(args, "batch_size", 8),
+        seed=args.seed,
+    )
+
+
+def _pipeline(args):
+    from core.pipeline import Pipeline
+    from core.registry import TASKS
+
+    specs = {task: _spec(args, task, own_model=task == "llm") for task in TASKS}
+    return Pipeline(specs, profile=args.profile)
+
+
+def run_predict(args) -> int:
+    from core.pipeline import PredictRequest
+
+    pipeline = _pipeline(args)
+
+    def on_stage(stage: str, state: str) -> None:
+        if state == "start" and stage not in pipeline._models:
+            spec = pipeline.specs[stage]
+            say(f"loading {stage} model {spec.model}…")
+        elif state not in ("start", "skipped"):
+            say(f"{stage}: {state}")
+
+    media = None
+    if args.media:
+        from core.media.decode import load_media
+
+        media = load_media(args.media)  # a media the user named explicitly must load: fail before the models
+    request = PredictRequest(company=args.company, username=args.username, date=args.date, likes=args.likes,
+                             media=media)
+    say(f"loading llm model {pipeline.specs['llm'].model}…")
+    pipeline.model("llm")
+    prediction = pipeline.predict(request, _generation_config(args), on_stage=on_stage)
+    for error in prediction.analysis.errors:
+        say(f"warning: {error}")
+    data = prediction.to_dict()
+    if not args.json:
+        a = prediction.analysis
+        lines = [f"caption:    {a.caption or '-'}", f"ocr:        {' '.join(a.ocr.split()) or '-'}",
+                 f"transcript: {a.transcript or '-'}", "", prediction.tweet]
+        lines += [f"  alt {i}: {c}" for i, c in enumerate(prediction.candidates[1:], 2)]
+        emit(data, False, "\n".join(lines))
+    else:
+        emit(data, True, "")
+    return 0
+
+
+def run_batch(args) -> int:
+    from tqdm import tqdm
+
+    from core.batch import read_tweet_csv, run_batch
+
+    in_path, out_path = Path(args.input), Path(args.out)
+    read_tweet_csv(in_path)  # fail on a bad CSV before loading any model
+    pipeline = _pipeline(args)
+    bar = tqdm(total=None, desc="tweets", unit="row", file=sys.stderr, disable=None)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    result = run_batch(in_path, out_path, pipeline, _generation_config(args), progress, limit=args.limit)
+    bar.close()
+    failed = int((result["error"].astype(str).str.len() > 0).sum())
+    say(f"wrote {len(result)} rows to {out_path} ({failed} with a media error noted in the 'error' column)")
+    return 0
+
+
+def run_models(args) -> int:
+    from core.registry import TASKS, aliases, current_profile, load_registry, resolve
+
+    profile = current_profile(args.profile)
+    data = {
+        "profile": profile,
+        "tasks": {task: resolve(task, profile=profile).model for task in TASKS},
+        "aliases": {name: {"task": a.task, "backend": a.backend, "licence": a.licence}
+                    for name, a in aliases().items()},
+        "profiles": {name: dict(p) for name, p in load_registry()["profiles"].items()},
+    }
+    human = "\n".join(f"{task:<11} {model}" for task, model in data["tasks"].items())
+    emit(data, args.json, f"profile: {profile}\n{human}")
+    return 0
+
+
+def run_prepare(args) -> int:
+    """Do the slow one-time work at install time, so the first prediction is as fast as the second."""
+    from core.model_files import easyocr_dir, whisper_dir
+    from core.registry import aliases, resolve
+    from core.stages.llm import convert_gguf
+
+    wanted = {task: resolve(task, profile=args.profile).model for task in ("ocr", "asr", "llm")}
+    for name, alias in aliases().items():
+        if not args.all and name not in wanted.values():
+            continue
+        spec = resolve(alias.task, name)
+        if alias.backend == "gguf":
+            say(f"{name}: {convert_gguf(spec)}")
+        elif alias.backend == "faster-whisper":
+            say(f"{name}: {whisper_dir(spec)}")
+        elif alias.backend == "easyocr":
+            say(f"{name}: {easyocr_dir(spec)}")
+    return 0
+
+
+def _add_generation_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", help="LLM alias, hub id or local folder (default: the profile's LLM)")
+    p.add_argument("--adapter", help="LoRA adapter folder to apply to the LLM")
+    p.add_argument("--4bit", dest="load_in_4bit", action="store_true", help="load the LLM in 4-bit (CUDA only)")
+    p.add_argument("--max-new-tokens", type=int, default=60)
+    p.add_argument("--candidates", type=int, default=1, help="number of tweets to write (>1 samples)")
+    p.add_argument("--sample", action="store_true", help="sample instead of greedy decoding")
+    p.add_argument("--temperature", type=float, default=0.8)
+    p.add_argument("--seed", type=int, default=0)
+
+
+def configure_caption(p: argparse.ArgumentParser) -> None:
+    p.add_argument("files", nargs="+")
+    p.add_argument("--model", help="efficientnet-lite0 (default), a hub id or a local folder")
+
+
+def configure_ocr(p: argparse.ArgumentParser) -> None:
+    p.add_argument("files", nargs="+")
+    p.add_argument("--model", help="easyocr-en (default)")
+
+
+def configure_asr(p: argparse.ArgumentParser) -> None:
+    p.add_argument("files", nargs="+")
+    p.add_argument("--model", help="whisper-base (default), whisper-tiny.en, a hub id or folder")
+    p.add_argument("--language", help="e.g. en; detected when omitted")
+    p.add_argument("--format", choices=("txt", "srt", "vtt"), default="txt", help="text output format")
+
+
+def configure_predict(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--company", required=True)
+    p.add_argument("--username", required=True)
+    p.add_argument("--date", required=True, help="e.g. '2023-04-01 10:00'")
+    p.add_argument("--likes", type=int, help="target likes (stated as a bucket in the prompt)")
+    p.add_argument("--media", help="file path, http(s) URL, or a tweet dump's media field")
+    _add_generation_flags(p)
+
+
+def configure_batch(p: argparse.ArgumentParser) -> None:
+    p.add_argument("input", help="CSV with date, username, inferred company (and id, likes, media)")
+    p.add_argument("--out", required=True, help="output CSV (an interrupted run resumes from it)")
+    p.add_argument("--limit", type=int, help="only the first N rows")
+    p.add_argument("--batch-size", type=int, default=8)
+    _add_generation_flags(p)
+
+
+def configure_models(p: argparse.ArgumentParser) -> None:
+    """No options beyond the common ones."""
+
+
+def configure_prepare(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--all", action="store_true", help="also the alternative LLMs and ASR models")

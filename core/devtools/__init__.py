@@ -1,0 +1,1 @@
+"""Developer tools: synthetic data sets and the benchmark."""

@@ -1,0 +1,1 @@
+"""Evaluation: data sets, metrics, the results store and the ``evaluate`` command."""

@@ -1,0 +1,1 @@
+"""Serving the app: the Streamlit server process and the optional ngrok tunnel."""

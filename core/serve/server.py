@@ -1,0 +1,323 @@
+"""``m2t serve``: run the Streamlit app with the project's config, optionally shared.
+
+Streamlit runs as a child process in its own process group, so shutting down (Ctrl-C, SIGTERM,
+SIGHUP) can stop it together with anything it spawned, and the health endpoint tells us when it
+is really ready instead of guessing with a sleep. The ngrok side lives in :mod:`core.serve.tunnel`; a
+tunnel failure is reported and the app keeps being served locally.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, TextIO
+
+from core.errors import UserError
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_APP = REPO_ROOT / "streamlit_app.py"
+DEFAULT_PORT = 8501
+DEFAULT_HOST = "127.0.0.1"
+PROFILES = ("offline", "hub")
+PROFILE_ENV = "M2T_PROFILE"
+STARTUP_TIMEOUT_S = 90.0
+TAIL_LINES = 25
+# No proxy for loopback health checks, whatever HTTP(S)_PROXY says.
+_LOCAL_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+@dataclass
+class Server:
+    """A running ``streamlit run`` child; ``tail`` keeps its last output lines for error messages."""
+
+    proc: subprocess.Popen[str]
+    port: int
+    host: str
+    echo: bool = False
+    tail: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=TAIL_LINES))
+    _reader: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        """Loopback URL: what the health check, the tunnel and a local browser use."""
+        return f"http://{_probe_host(self.host)}:{self.port}"
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def last_output(self) -> str:
+        return "\n".join(self.tail) or "(no output)"
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM the whole process group, SIGKILL whatever is left after ``timeout``; idempotent."""
+        pgid = self.proc.pid  # start_new_session=True: the child leads its own group
+        if self.alive():
+            _signal_group(pgid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                _signal_group(pgid, signal.SIGKILL)
+                self.proc.wait(timeout=timeout)
+        # Stragglers (e.g. a decoder the app spawned) outlive the leader's exit otherwise.
+        _signal_group(pgid, signal.SIGKILL)
+        if self._reader is not None:
+            self._reader.join(timeout=2)
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+def _probe_host(host: str) -> str:
+    return "127.0.0.1" if host in ("", "0.0.0.0", "::", "localhost") else host
+
+
+def port_in_use(port: int, host: str = DEFAULT_HOST) -> bool:
+    """True when Streamlit could not bind ``host:port``; SO_REUSEADDR as its server uses, so
+    sockets lingering in TIME_WAIT from a previous run don't count as "in use"."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def _pump(server: Server, stream: IO[str]) -> None:
+    """Drain the child's output (a full pipe would block it), keep a tail, echo when asked."""
+    for line in stream:
+        server.tail.append(line.rstrip("\n"))
+        if server.echo:
+            sys.stderr.write(line)
+            sys.stderr.flush()
+    stream.close()
+
+
+def start_server(
+    port: int = DEFAULT_PORT,
+    *,
+    host: str = DEFAULT_HOST,
+    app: Path = DEFAULT_APP,
+    profile: str | None = None,
+    echo: bool = False,
+    extra_args: list[str] | None = None,
+) -> Server:
+    """Start ``python -m streamlit run app`` from the repo root (so ``.streamlit/config.toml`` and the
+    secrets file apply whatever the caller's cwd is). Does not wait; see :func:`wait_until_ready`."""
+    app = Path(app).resolve()
+    if not app.is_file():
+        raise UserError(f"app not found: {app}")
+    if profile is not None and profile not in PROFILES:
+        raise UserError(f"unknown profile {profile!r}; choose one of: {', '.join(PROFILES)}")
+    if port_in_use(port, host):
+        raise UserError(f"port {port} is already in use on {host}; stop what uses it or pick another "
+                        f"with --port {port + 1}")
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    if profile is not None:
+        env[PROFILE_ENV] = profile
+    cmd = [sys.executable, "-m", "streamlit", "run", str(app),
+           "--server.port", str(port), "--server.address", host, "--server.headless", "true",
+           *(extra_args or [])]
+    proc = subprocess.Popen(
+        cmd, cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, errors="replace", start_new_session=True,
+    )
+    server = Server(proc=proc, port=port, host=host, echo=echo)
+    assert proc.stdout is not None
+    server._reader = threading.Thread(target=_pump, args=(server, proc.stdout), daemon=True,
+                                      name=f"streamlit-{port}-output")
+    server._reader.start()
+    return server
+
+
+def health_ok(url: str, timeout: float = 2.0) -> bool:
+    """True when ``GET {url}/_stcore/health`` answers 200 "ok"."""
+    try:
+        with _LOCAL_OPENER.open(f"{url}/_stcore/health", timeout=timeout) as resp:
+            return resp.status == 200 and resp.read().strip() == b"ok"
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+def wait_until_ready(server: Server, timeout: float = STARTUP_TIMEOUT_S) -> None:
+    """Poll the health endpoint; on death or timeout stop the child and raise with its last lines."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not server.alive():
+            if server._reader is not None:
+                server._reader.join(timeout=2)  # collect its last words
+            server.stop()
+            raise UserError(f"Streamlit exited (code {server.proc.returncode}) before it was ready. "
+                            f"Its last output:\n{server.last_output()}")
+        if health_ok(server.url, timeout=1.0):
+            return
+        time.sleep(0.2)
+    server.stop()
+    raise UserError(f"Streamlit did not answer {server.url}/_stcore/health within {timeout:.0f} s. "
+                    f"Its last output:\n{server.last_output()}")
+
+
+def share(server: Server, *, auth: str | None = None, no_auth: bool = False,
+          out: TextIO | None = None) -> Any:
+    """Open the ngrok tunnel for ``server``. On failure print why on stderr and return ``None``:
+    the local server keeps running, which is still useful (and what the message says)."""
+    from core.serve import tunnel  # pyngrok is only imported when sharing
+
+    try:
+        return tunnel.open_tunnel(server.port, auth=auth, no_auth=no_auth, local_url=server.url, out=out)
+    except UserError as exc:
+        message = str(exc)
+        if server.url not in message:
+            message += f". The app is still served locally at {server.url}"
+        print(f"Tunnel not opened: {message}", file=sys.stderr, flush=True)
+        return None
+
+
+class _Stop(Exception):
+    """Raised from the SIGTERM/SIGHUP handler so ``finally`` blocks run as for Ctrl-C."""
+
+
+def _raise_stop(signum: int, _frame: object) -> None:
+    raise _Stop(signum)
+
+
+@contextlib.contextmanager
+def _stop_signals() -> Any:
+    """Turn SIGTERM/SIGHUP into an exception (Ctrl-C already is one) while serving."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    sigs = [s for s in (signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None]
+    previous = {s: signal.signal(s, _raise_stop) for s in sigs}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+@contextlib.contextmanager
+def _shielded() -> Any:
+    """Ignore a second Ctrl-C/SIGTERM while cleaning up, so cleanup itself is not cut short."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    sigs = [signal.SIGINT, signal.SIGTERM, *([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])]
+    previous = {s: signal.signal(s, signal.SIG_IGN) for s in sigs}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def serve(
+    port: int = DEFAULT_PORT,
+    tunnel: bool = False,
+    auth: str | None = None,
+    no_auth: bool = False,
+    profile: str | None = None,
+    app: Path = DEFAULT_APP,
+    host: str = DEFAULT_HOST,
+    startup_timeout: float = STARTUP_TIMEOUT_S,
+) -> int:
+    """Serve until Ctrl-C/SIGTERM/SIGHUP (exit 0) or until Streamlit dies (exit 1).
+
+    Raises :class:`UserError` for problems found before serving (bad flags, port in use, startup).
+    """
+    if not tunnel and (auth is not None or no_auth):
+        raise UserError("--auth and --no-auth only apply to a public link; add --tunnel")
+    if tunnel:
+        from core.serve.tunnel import resolve_credentials
+
+        resolve_credentials(auth, no_auth)  # reject a bad --auth before starting anything
+    server = start_server(port, host=host, app=app, profile=profile, echo=True)
+    shared = None
+    try:
+        with _stop_signals():
+            print(f"Starting Media2Tweet ({Path(app).name}, profile {profile or 'default'}) ...", flush=True)
+            wait_until_ready(server, startup_timeout)
+            print(f"Local URL: {server.url}  (Ctrl-C to stop)", flush=True)
+            if tunnel:
+                shared = share(server, auth=auth, no_auth=no_auth)
+            code = server.proc.wait()
+            print(f"Streamlit stopped unexpectedly (exit code {code}). Its last output:\n"
+                  f"{server.last_output()}", file=sys.stderr, flush=True)
+            return 1
+    except (KeyboardInterrupt, _Stop):
+        print("\nStopping ...", file=sys.stderr, flush=True)
+        return 0
+    finally:
+        with _shielded():
+            if shared is not None:
+                shared.close()
+            server.stop()
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be between 1 and 65535, got {port}")
+    return port
+
+
+def configure_serve(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser.add_argument("--port", type=_port, default=DEFAULT_PORT, help="local port (default %(default)s)")
+    parser.add_argument("--host", default=DEFAULT_HOST,
+                        help="address to bind (default %(default)s; 0.0.0.0 exposes the app to your network)")
+    parser.add_argument("--tunnel", action="store_true",
+                        help="also share a public https URL through ngrok (needs NGROK_AUTHTOKEN)")
+    access = parser.add_mutually_exclusive_group()
+    access.add_argument("--auth", metavar="USER:PASS",
+                        help="basic auth for the public URL (password 8-128 chars; default: generated)")
+    access.add_argument("--no-auth", action="store_true",
+                        help="open the public URL without a password (anyone with the link can use it)")
+    parser.add_argument("--profile", choices=PROFILES,
+                        help=f"model profile passed to the app as {PROFILE_ENV} (default: the app's own)")
+    parser.add_argument("--app", type=Path, default=DEFAULT_APP,
+                        help="Streamlit script (default %(default)s)")
+    parser.set_defaults(run=run_serve)
+    return parser
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    """CLI entry for ``m2t serve``; lets :class:`UserError` reach the CLI's handler."""
+    return serve(port=args.port, tunnel=args.tunnel, auth=args.auth, no_auth=args.no_auth,
+                 profile=args.profile, app=args.app, host=args.host)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m core.serve.server``: the same command without the full CLI (used by the tests).
+    Reports a :class:`UserError` like ``core.commands`` does: one ``error: ...`` line, exit code 2."""
+    parser = configure_serve(argparse.ArgumentParser(prog="python -m core.serve.server"))
+    args = parser.parse_args(argv)
+    try:
+        return run_serve(args)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

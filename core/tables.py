@@ -1,0 +1,73 @@
+"""One reader per table format: CSV, Excel and Parquet files (or a folder of CSV/Parquet parts) as strings.
+
+Every way a table can be unusable (missing, empty, unreadable, lacking columns) becomes one
+:class:`UserError` naming the file, so commands fail before any model loads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from core.errors import UserError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+TWEET_COLUMNS = ("id", "date", "likes", "content", "username", "media", "inferred company")
+TWEET_REQUIRED = ("date", "username", "inferred company")
+PART_SUFFIXES = (".csv", ".parquet")
+
+
+def _read_one(path: Path) -> pd.DataFrame:
+    import pandas as pd
+
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        return pd.read_parquet(path)
+    if suffix in (".xlsx", ".xls"):
+        return pd.read_excel(path, dtype=str)
+    return pd.read_csv(path, dtype=str, keep_default_na=False)
+
+
+def table_parts(path: Path) -> list[Path]:
+    """The files behind ``path``: itself, or a folder's CSV/Parquet parts in name order."""
+    if not path.exists():
+        raise UserError(f"{path}: no such file")
+    if not path.is_dir():
+        return [path]
+    parts = sorted(p for p in path.iterdir() if p.suffix.lower() in PART_SUFFIXES and not p.name.startswith("."))
+    if not parts:
+        raise UserError(f"{path}: a folder with no .csv or .parquet parts")
+    return parts
+
+
+def read_table(path: str | Path, required: Sequence[str] = (), what: str = "") -> pd.DataFrame:
+    """The table at ``path`` with every cell a string ("" for blanks), rows numbered from 0."""
+    import pandas as pd
+
+    path = Path(path)
+    frames = []
+    for part in table_parts(path):
+        try:
+            frames.append(_read_one(part))
+        except pd.errors.EmptyDataError:
+            raise UserError(f"{part}: the file is empty") from None
+        except (pd.errors.ParserError, UnicodeDecodeError, ValueError, OSError, ImportError) as exc:
+            raise UserError(f"{part}: not a readable CSV, Excel or Parquet file ({str(exc).splitlines()[0]})") from None
+    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    frame.columns = [str(c).strip() for c in frame.columns]
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        need = what or ", ".join(required)
+        raise UserError(f"{path}: missing column(s) {', '.join(missing)}; {need}")
+    if frame.empty:
+        raise UserError(f"{path}: the file has a header but no rows")
+    return frame.reset_index(drop=True).fillna("").astype(str)
+
+
+def read_tweet_dump(path: str | Path, required: Sequence[str] = TWEET_REQUIRED) -> pd.DataFrame:
+    """A tweet dump (``id, date, likes, content, username, media, inferred company``)."""
+    return read_table(path, required,
+                      what=f"a tweet dump needs {', '.join(required)} (and optionally id, likes, media, content)")

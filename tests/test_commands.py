@@ -1,0 +1,112 @@
+"""The command line as a person uses it: real subprocesses, stdout for data, stderr for people."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "core", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def _assert_clean_failure(proc: subprocess.CompletedProcess, message: str) -> None:
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and message in errors[0], proc.stderr
+
+
+@pytest.fixture(scope="module")
+def bad_files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("bad")
+    (d / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"\x00garbage" * 50)
+    (d / "empty.wav").write_bytes(b"")
+    (d / "notes.txt").write_text("hello")
+    (d / "nocols.csv").write_text("id,content\n1,hello\n")
+    (d / "empty.csv").write_text("")
+    return d
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("ocr", "{d}/missing.png"), "no such file"),
+        (("caption", "{d}/corrupt.jpg"), "not a readable image"),
+        (("transcribe", "{d}/empty.wav"), "empty (0 bytes)"),
+        (("caption", "{d}/notes.txt"), "unsupported format"),
+        (("predict", "--company", "A", "--username", "a", "--date", "2023", "--media", "http://127.0.0.1:9/x.jpg"),
+         "could not fetch"),
+        (("batch", "{d}/nocols.csv", "--out", "{d}/o.csv"), "missing column"),
+        (("batch", "{d}/empty.csv", "--out", "{d}/o.csv"), "empty"),
+        (("predict", "--company", "A", "--username", "a", "--date", "2023", "--profile", "cloud"), "unknown profile"),
+    ],
+)
+def test_bad_input_is_one_clear_line_and_a_nonzero_exit(bad_files, args, message):
+    proc = run_cli(*(a.format(d=bad_files) for a in args), timeout=120)
+    _assert_clean_failure(proc, message)
+
+
+@pytest.mark.slow
+def test_ocr_and_caption_json(poster_path):
+    proc = run_cli("ocr", str(poster_path), "--json")
+    assert proc.returncode == 0, proc.stderr
+    (item,) = json.loads(proc.stdout)
+    assert item["file"] == str(poster_path) and "SUMMER SALE" in item["text"] and item["boxes"]
+    proc = run_cli("caption", str(poster_path), "--json")
+    (item,) = json.loads(proc.stdout)
+    assert item["caption"].startswith("a photo of") and len(item["labels"]) == 5
+
+
+@pytest.mark.slow
+def test_transcribe_json_and_one_bad_file_of_two(speech_path, bad_files):
+    proc = run_cli("transcribe", str(speech_path), str(bad_files / "empty.wav"), "--json")
+    assert proc.returncode == 1  # one file failed, the other was still transcribed
+    (item,) = json.loads(proc.stdout)
+    assert "coffee" in item["text"].lower() and item["segments"][0]["end"] > 0
+    assert "Traceback" not in proc.stderr and "empty.wav" in proc.stderr
+
+
+@pytest.mark.slow
+def test_predict_json(poster_path):
+    proc = run_cli("predict", "--company", "Nike", "--username", "nike", "--date", "2023-06-01 10:00",
+                   "--likes", "300", "--media", str(poster_path), "--max-new-tokens", "24", "--json")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["tweet"] and data["candidates"][0] == data["tweet"]
+    assert "SUMMER SALE" in data["ocr"] and data["prompt"].endswith("Tweet:")
+    assert set(data["timings"]) >= {"media", "caption", "ocr", "llm", "total"}
+
+
+def test_models_lists_the_registry():
+    proc = run_cli("models", "--json", timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["profile"] == "offline" and data["tasks"]["llm"] == "gemma-3-270m"
+    assert data["aliases"]["whisper-base"]["licence"] == "MIT"
+
+
+@pytest.mark.slow
+def test_prepare_finds_or_builds_every_offline_model():
+    proc = run_cli("prepare", timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    for name in ("easyocr-en", "whisper-base", "gemma-3-270m"):
+        line = next(x for x in proc.stderr.splitlines() if x.startswith(name + ":"))
+        assert Path(line.split(": ", 1)[1]).exists()
+
+
+def test_model_flag_selects_the_llm_only():
+    from core.__main__ import build_parser
+    from core.commands import _pipeline
+
+    args = build_parser().parse_args(
+        ["predict", "--company", "A", "--username", "a", "--date", "2023", "--model", "smollm2-135m"]
+    )
+    specs = _pipeline(args).specs  # resolving specs loads nothing
+    assert specs["llm"].model == "smollm2-135m"
+    assert specs["caption"].model == "efficientnet-lite0" and specs["asr"].model == "whisper-base"

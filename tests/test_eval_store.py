@@ -1,0 +1,148 @@
+"""Runs survive restarts and concurrent writers, and read back exactly as recorded."""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing as mp
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from core.eval.store import (
+    ResultsStore,
+    RunRecord,
+    SampleRecord,
+    default_store_path,
+    file_hash,
+    hardware_description,
+)
+
+
+def _run(task: str = "llm", model: str = "gemma", **extra) -> RunRecord:
+    fields = dict(
+        task=task,
+        model=model,
+        n=2,
+        metrics={"bleu": 12.5, "rougeL": 30.25},
+        ci={"bleu": [10.0, 15.0]},
+        adapter="lora-1",
+        dataset="test.csv",
+        dataset_hash="abc123",
+        signature="nrefs:1|case:mixed",
+        wall_time_s=3.5,
+        throughput=0.57,
+    )
+    fields.update(extra)
+    return RunRecord(**fields)
+
+
+def _samples(k: int = 2) -> list[SampleRecord]:
+    return [
+        SampleRecord(idx=i, input=f"in {i}", prediction=f"pred {i}", reference=f"ref {i}", score=i / 2)
+        for i in range(k)
+    ]
+
+
+def test_record_and_read_back(tmp_path):
+    store = ResultsStore(tmp_path / "r.sqlite")
+    run = _run()
+    run_id = store.record_run(run, _samples(3))
+    assert run.id == run_id
+    assert run.hardware and run.created_at
+
+    (back,) = store.runs()
+    assert back == run  # every field, including filled-in hardware/created_at/id
+    assert store.run(run_id) == run
+    assert store.samples(run_id) == _samples(3)
+    assert store.run(run_id + 1) is None
+
+
+def test_filter_by_task_and_frame(tmp_path):
+    store = ResultsStore(tmp_path / "r.sqlite")
+    store.record_run(_run(task="llm", model="a"), [])
+    store.record_run(_run(task="asr", model="b", metrics={"wer": 7.0}), [])
+    store.record_run(_run(task="llm", model="c"), [])
+    assert [r.model for r in store.runs("llm")] == ["a", "c"]
+    assert [r.model for r in store.runs("asr")] == ["b"]
+    assert len(store.runs()) == 3
+
+    frame = store.runs_frame("llm")
+    assert list(frame["model"]) == ["a", "c"]
+    assert list(frame["bleu"]) == [12.5, 12.5]
+    assert "wer" not in frame.columns
+    assert store.runs_frame("nothing").empty
+
+
+def test_survives_reopening(tmp_path):
+    path = tmp_path / "nested" / "r.sqlite"
+    run_id = ResultsStore(path).record_run(_run(), _samples())
+    reopened = ResultsStore(path)
+    assert [r.id for r in reopened.runs()] == [run_id]
+    assert len(reopened.samples(run_id)) == 2
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_failed_write_leaves_nothing(tmp_path):
+    store = ResultsStore(tmp_path / "r.sqlite")
+    duplicate = _samples(2) + [SampleRecord(idx=0, input="x", prediction="y", reference="z")]
+    with pytest.raises(sqlite3.IntegrityError):
+        store.record_run(_run(), duplicate)
+    assert store.runs() == []
+
+
+def test_delete_run_removes_samples(tmp_path):
+    store = ResultsStore(tmp_path / "r.sqlite")
+    keep = store.record_run(_run(model="keep"), _samples())
+    drop = store.record_run(_run(model="drop"), _samples())
+    store.delete_run(drop)
+    assert [r.id for r in store.runs()] == [keep]
+    assert store.samples(drop) == []
+    assert len(store.samples(keep)) == 2
+
+
+def _writer(path: str, worker: int, count: int, start) -> None:
+    start.wait(timeout=60)  # both processes create the schema and write at the same moment
+    store = ResultsStore(path)
+    for i in range(count):
+        store.record_run(_run(model=f"w{worker}-{i}", hardware="test box"), _samples(3))
+
+
+def test_concurrent_processes_lose_nothing(tmp_path):
+    path = str(tmp_path / "shared.sqlite")
+    ctx = mp.get_context("spawn")
+    start = ctx.Barrier(2)
+    procs = [ctx.Process(target=_writer, args=(path, w, 50, start)) for w in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=120)
+    assert [p.exitcode for p in procs] == [0, 0]
+
+    store = ResultsStore(path)
+    runs = store.runs()
+    assert len(runs) == 100
+    assert sorted(r.model for r in runs) == sorted(f"w{w}-{i}" for w in range(2) for i in range(50))
+    assert len({r.id for r in runs}) == 100
+    assert all(len(store.samples(r.id)) == 3 for r in runs)
+
+
+def test_file_hash_is_sha256(tmp_path):
+    data = os.urandom(3 * (1 << 20) + 17)  # spans several read chunks
+    path = tmp_path / "blob.bin"
+    path.write_bytes(data)
+    assert file_hash(path) == hashlib.sha256(data).hexdigest()
+
+
+def test_hardware_description_names_cores():
+    desc = hardware_description()
+    assert f"{os.cpu_count()} cores" in desc
+
+
+def test_default_store_path(monkeypatch, tmp_path):
+    monkeypatch.setenv("M2T_RESULTS_DB", str(tmp_path / "x.sqlite"))
+    assert default_store_path() == tmp_path / "x.sqlite"
+    monkeypatch.delenv("M2T_RESULTS_DB")
+    assert default_store_path() == Path.home() / ".cache" / "media2tweet" / "results.sqlite"

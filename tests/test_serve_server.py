@@ -1,0 +1,148 @@
+"""``core.serve.server`` against a real Streamlit process: readiness, HTTP, clean shutdown, clear errors."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import psutil
+import pytest
+
+from core.errors import UserError
+from core.serve import server as serve
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+REAL_APP = REPO_ROOT / "streamlit_app.py"
+NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real app when it exists; otherwise a minimal one in its own folder (Streamlit watches
+    the script's folder, so not a crowded one like /tmp)."""
+    if REAL_APP.is_file():
+        return REAL_APP
+    path = tmp_path_factory.mktemp("app") / "app.py"
+    path.write_text("import streamlit as st\n\nst.title('Media2Tweet test app')\n", encoding="utf-8")
+    return path
+
+
+def get(url: str) -> tuple[int, str]:
+    with NO_PROXY.open(url, timeout=5) as resp:
+        return resp.status, resp.read().decode("utf-8", "replace")
+
+
+def gone(procs: list[psutil.Process]) -> list[psutil.Process]:
+    """The processes of ``procs`` still alive (zombies count as gone)."""
+    alive = []
+    for proc in procs:
+        try:
+            if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
+                alive.append(proc)
+        except psutil.NoSuchProcess:
+            pass
+    return alive
+
+
+def wait_gone(procs: list[psutil.Process], timeout: float = 10) -> list[psutil.Process]:
+    deadline = time.monotonic() + timeout
+    while (left := gone(procs)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return left
+
+
+@pytest.mark.slow
+def test_server_answers_over_http_and_stops_without_leftovers(app: Path) -> None:
+    port = free_port()
+    server = serve.start_server(port, app=app, profile="offline")
+    try:
+        serve.wait_until_ready(server, timeout=60)
+        status, body = get(f"http://127.0.0.1:{port}/_stcore/health")
+        assert (status, body.strip()) == (200, "ok")
+        status, page = get(f"http://127.0.0.1:{port}/")
+        assert status == 200
+        assert '<div id="root">' in page
+        child = psutil.Process(server.proc.pid)
+        assert child.environ().get("M2T_PROFILE") == "offline"
+        assert Path(child.cwd()) == REPO_ROOT  # so .streamlit/config.toml applies
+        family = [child, *child.children(recursive=True)]
+    finally:
+        server.stop()
+    assert wait_gone(family) == []
+    assert not serve.health_ok(f"http://127.0.0.1:{port}", timeout=1)
+    server.stop()  # idempotent
+
+
+@pytest.mark.slow
+def test_cli_stops_streamlit_on_sigterm(app: Path, tmp_path: Path) -> None:
+    """The real command, started from another directory, stopped the way a supervisor stops it."""
+    port = free_port()
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    with (tmp_path / "err.log").open("w") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "core.serve.server", "--port", str(port), "--app", str(app)],
+            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=err, text=True,
+        )
+        try:
+            assert proc.stdout is not None
+            lines = []
+            while not any("Local URL" in line for line in lines):
+                line = proc.stdout.readline()  # serve gives up by itself after its startup timeout
+                assert line, (tmp_path / "err.log").read_text()
+                lines.append(line)
+            assert serve.health_ok(f"http://127.0.0.1:{port}")
+            family = psutil.Process(proc.pid).children(recursive=True)
+            assert any("streamlit" in " ".join(p.cmdline()) for p in family)
+            proc.send_signal(signal.SIGTERM)
+            out, _ = proc.communicate(timeout=20)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert proc.returncode == 0
+    assert f"Local URL: http://127.0.0.1:{port}" in "".join(lines) + out
+    assert wait_gone(family) == []
+    assert "Traceback" not in (tmp_path / "err.log").read_text()
+
+
+def test_port_in_use_is_a_clear_error(app: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(UserError, match=rf"port {port} is already in use.*--port"):
+            serve.start_server(port, app=app)
+        assert serve.main(["--port", str(port), "--app", str(app)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: port {port} is already in use")
+    assert err.count("\n") == 1
+    assert "Traceback" not in err
+
+
+def test_early_exit_shows_streamlit_output(app: Path) -> None:
+    server = serve.start_server(free_port(), app=app, extra_args=["--no-such-option", "1"])
+    with pytest.raises(UserError, match=r"(?s)Streamlit exited \(code \d+\).*no-such-option"):
+        serve.wait_until_ready(server, timeout=30)
+    assert not server.alive()
+
+
+def test_flags_are_checked_before_starting(app: Path) -> None:
+    with pytest.raises(UserError, match="add --tunnel"):
+        serve.serve(port=free_port(), auth="demo:long-enough", app=app)
+    with pytest.raises(UserError, match="8 to 128"):
+        serve.serve(port=free_port(), tunnel=True, auth="demo:short", app=app)
+    with pytest.raises(UserError, match="unknown profile"):
+        serve.start_server(free_port(), app=app, profile="cloud")
+    with pytest.raises(UserError, match="app not found"):
+        serve.start_server(free_port(), app=app.parent / "missing.py")
