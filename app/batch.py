@@ -18,9 +18,25 @@ from app.models import make_loader
 from app.settings import Settings
 from app.widgets import download, safe_stem
 from core.batch import REQUIRED_COLUMNS, read_tweet_csv, run_batch
-from core.pipeline import Pipeline
+from core.errors import MediaError
+from core.media.decode import Media, load_media
+from core.pipeline import Pipeline, PredictRequest
 
 RESULT_KEY = "batch.result"
+
+
+class RemoteMediaPipeline(Pipeline):
+    """The batch pipeline for an uploaded CSV: its media cells come from a visitor, so a cell that is
+    not an http(s) URL (or a dump field of them) is refused for that row (recorded in ``error``, the
+    row still gets a tweet) instead of being read from the server's disk."""
+
+    def load_request_media(self, request: PredictRequest) -> tuple[Media | None, list[str]]:
+        if request.media is None or (isinstance(request.media, str) and not request.media.strip()):
+            return None, []
+        try:
+            return load_media(request.media, filename=request.media_name, allow_local=False), []
+        except MediaError as exc:
+            return None, [f"media: {exc}"]
 
 
 def _run(settings: Settings, name: str, data: bytes, limit: int | None) -> pd.DataFrame | None:
@@ -37,7 +53,7 @@ def _run(settings: Settings, name: str, data: bytes, limit: int | None) -> pd.Da
         def progress(done: int, of: int) -> None:
             bar.progress(done / max(1, of), text=f"{done} / {of} rows")
 
-        pipeline = Pipeline(settings.specs(), loader=make_loader(notify=status.markdown))
+        pipeline = RemoteMediaPipeline(settings.specs(), loader=make_loader(notify=status.markdown))
         frame = run_batch(in_path, Path(tmp) / "generated.csv", pipeline, settings.generation(), progress=progress,
                           limit=limit)
     if guard.failed:
@@ -51,7 +67,7 @@ def _run(settings: Settings, name: str, data: bytes, limit: int | None) -> pd.Da
 def batch_tab(settings: Settings) -> None:
     st.caption(
         f"Upload a tweet dump (columns {', '.join(REQUIRED_COLUMNS)}; optionally id, likes, media). "
-        "Media must be URLs or `[Photo(…)]` fields: relative file paths cannot be found from an upload. "
+        "Media must be http(s) URLs or `[Photo(…)]` fields of them: file paths are not read in the app. "
         "A row whose media fails still gets a tweet, and the `error` column says why."
     )
     upload = st.file_uploader("Tweet dump CSV", type=["csv"], key="batch.file")

@@ -46,10 +46,12 @@ class MediaInput:
         return (self.location or "").strip()[:120]
 
     def load(self) -> Media | None:
+        """Visitors are untrusted: their text is fetched as an http(s) URL (under the URL policy) or
+        refused, never opened as a path on the server (``allow_local=False``)."""
         if self.upload:
             return load_media(self.upload[1], filename=self.upload[0])
         if self.location and self.location.strip():
-            return load_media(self.location.strip())
+            return load_media(self.location.strip(), allow_local=False)
         return None
 
 

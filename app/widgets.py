@@ -13,6 +13,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from core.media.decode import AUDIO_EXTS, GIF_EXTS, IMAGE_EXTS, SAMPLE_RATE, VIDEO_EXTS, Media
 from core.stages.ocr import OcrBox
+from core.tables import formula_safe_csv_text
 
 MAX_TWEET_CHARS = 280
 BOX_COLOUR = (29, 155, 240)  # the theme's primary colour: boxes read as part of the app, not the image
@@ -113,8 +114,25 @@ def show_media(media: Media, boxes: Sequence[OcrBox] = (), upload: tuple[str, by
 
 
 def download(label: str, data: str | bytes, file_name: str, mime: str, key: str) -> None:
-    """A download that does not rerun the page (nothing on the page changes when a file is saved)."""
+    """A download that does not rerun the page (nothing on the page changes when a file is saved).
+
+    CSV files are made formula-safe here, for every page at once: cells come from visitors (tweet
+    dumps, OCR text, usernames), and a cell starting with ``= + - @``, tab or CR would run as a
+    formula in the spreadsheet of whoever opens the download (OWASP CSV injection); they get a ``'``.
+    """
+    if mime == "text/csv" or file_name.lower().endswith(".csv"):
+        data = safe_csv(data)
     st.download_button(label, data=data, file_name=file_name, mime=mime, key=key, on_click="ignore")
+
+
+def safe_csv(data: str | bytes) -> str | bytes:
+    """``data`` (CSV text or UTF-8 bytes) with every formula-like cell guarded; other bytes unchanged."""
+    if isinstance(data, bytes):
+        try:
+            return formula_safe_csv_text(data.decode("utf-8")).encode("utf-8")
+        except UnicodeDecodeError:
+            return data
+    return formula_safe_csv_text(data)
 
 
 def safe_stem(name: str) -> str:

@@ -12,7 +12,7 @@ import streamlit as st
 from app.settings import page_settings
 from app.widgets import download
 from core.eval.datasets import TASKS as EVAL_TASKS
-from core.eval.scoring import LABELS, SAMPLE_METRIC, SPEECH_METRICS, TEXT_METRICS
+from core.eval.scoring import DEFINITIONS, LABELS, SAMPLE_METRIC, SPEECH_METRICS, TEXT_METRICS, signature_groups
 from core.eval.store import ResultsStore, RunRecord, default_store_path
 
 PRIMARY = {"llm": "bleu", "caption": "cider", "ocr": "cer", "asr": "wer"}
@@ -23,6 +23,9 @@ m2t synth ocr data/generated/ocr          # a small labelled OCR set (or bring y
 m2t evaluate --task ocr --data data/generated/ocr/ocr.csv
 m2t evaluate --task asr --data data/generated/asr/asr.csv --model whisper-tiny.en
 """
+
+OLD_PREPROCESSING = ("recorded before signatures named the preprocessing: placeholders as words, CIDEr-D on a "
+                     "regex tokeniser (not COCO's), WER with a 44-word spelling table; rescore to compare")
 
 page_settings()
 st.title("Leaderboard")
@@ -51,11 +54,36 @@ def runs_table(runs: list[RunRecord], metrics: list[str]) -> pd.DataFrame:
             known = lo is not None and hi is not None
             row[f"{LABELS.get(metric, metric)} 95% CI"] = f"[{lo:.2f}, {hi:.2f}]" if known else ""
         row.update({"seconds": run.wall_time_s, "items/s": run.throughput, "hardware": run.hardware or "",
-                    "created": run.created_at or "", "signature": run.signature or ""})
+                    "created": run.created_at or "", "warnings": "; ".join(run.warnings),
+                    "signature": run.signature or ""})
         rows.append(row)
     frame = pd.DataFrame(rows)
     empty_ci = [c for c in frame.columns if c.endswith("95% CI") and not frame[c].astype(bool).any()]
     return frame.drop(columns=empty_ci)
+
+
+def warnings_note(runs: list[RunRecord]) -> str:
+    """Markdown list of the runs whose set is too small or too short for some metric ("" when none)."""
+    lines = [f"- **{run_label(r)}**: {w}" for r in reversed(runs) for w in r.warnings]
+    return "Some numbers of these runs mean little:\n" + "\n".join(lines) if lines else ""
+
+
+def definitions_note(metrics: list[str]) -> str:
+    """One line per metric shown: what it is and how its text was prepared (ROUGE-L's variant included)."""
+    keys = [m for m in DEFINITIONS if m in metrics or (m == "wer" and "cer" in metrics)]
+    return "\n".join(f"- {DEFINITIONS[m]}" for m in keys)
+
+
+def signatures_note(runs: list[RunRecord]) -> str:
+    """Each run's preprocessing signature, metric by metric (runs recorded before signatures: what they had)."""
+    lines = []
+    for run in reversed(runs):
+        groups = signature_groups(run.signature)
+        lines.append(f"- **{run_label(run)}**" + ("" if groups else ": no signature recorded"))
+        lines.extend(f"    - {labels}: `{sig}`" for labels, sig in groups)
+        if "|placeholders:" not in (run.signature or "") and "|norm:" not in (run.signature or ""):
+            lines.append(f"    - {OLD_PREPROCESSING}")
+    return "\n".join(lines)
 
 
 def ci_bars(runs: list[RunRecord], metric: str) -> go.Figure:
@@ -138,6 +166,15 @@ def task_tab(store: ResultsStore, task: str, runs: list[RunRecord]) -> None:
     frame = frame.sort_values(metric, ascending=metric in LOWER_IS_BETTER, na_position="last")
     st.dataframe(frame, hide_index=True, width="stretch",
                  column_config={m: st.column_config.NumberColumn(LABELS.get(m, m), format="%.3f") for m in metrics})
+    if "rougeL" in metrics or "rougeL_coco" in metrics:
+        st.caption("ROUGE-L F1 is rouge-score's rougeL (F1, best reference, no stemmer); ROUGE-L (COCO) is "
+                   "pycocoevalcap's, the one captioning papers report. BLEU-1..4 are n-gram precisions.")
+    warned = warnings_note(runs)
+    if warned:
+        st.warning(warned, icon=":material/warning:")
+    with st.expander("How these numbers are computed (metric definitions and each run's signature)"):
+        st.markdown(definitions_note(metrics))
+        st.markdown(signatures_note(runs))
     download(f"Download the {TASK_TITLES.get(task, task)} leaderboard (CSV)", frame.to_csv(index=False),
              f"leaderboard_{task}.csv", "text/csv", key=f"lb.csv.{task}")
     bars, scatter = st.columns(2)

@@ -47,7 +47,8 @@ def form() -> tuple[PredictRequest, MediaInput] | None:
             "Image, GIF, video or audio", type=IMAGE_TYPES + VIDEO_TYPES + AUDIO_TYPES, key="tweet.upload"
         )
         url = url_tab.text_input("Media URL", key="tweet.url", placeholder="https://…/photo.jpg",
-                                 persist_state="session")
+                                 persist_state="session",
+                                 help="A public http(s) link. File paths on the server are not read: upload the file.")
         dump = dump_tab.text_area("media field", key="tweet.dump", persist_state="session", height=90,
                                   placeholder="[Photo(previewUrl='https://…', fullUrl='https://…')]")
         submitted = st.form_submit_button("Predict tweet", type="primary")

@@ -42,6 +42,9 @@ def _common_flags() -> argparse.ArgumentParser:
     common.add_argument("--profile", help="model profile: offline (default) or hub")
     common.add_argument("--device", help="cpu, cuda or auto (default)")
     common.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+    common.add_argument("--allow-private-urls", action="store_true",
+                        help="also fetch media URLs on loopback/private/link-local addresses (local use; "
+                             "same as M2T_ALLOW_PRIVATE_URLS=1)")
     return common
 
 
@@ -62,6 +65,12 @@ def main(argv: list[str] | None = None) -> int:
     from core.console import quiet_libraries, run_guarded
 
     args = build_parser().parse_args(argv)
+    if getattr(args, "allow_private_urls", False):
+        import os
+
+        from core.media.fetch import ALLOW_PRIVATE_ENV
+
+        os.environ[ALLOW_PRIVATE_ENV] = "1"  # read at every fetch, also by code that never sees args
     if COMMANDS[args.command].common:  # serve only starts Streamlit: importing transformers would slow it
         from core.registry import current_profile
 

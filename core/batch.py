@@ -2,24 +2,42 @@
 
 Results are written after every chunk by replacing the output file atomically, so an interrupted
 run loses at most the chunk in flight and a rerun picks up where it stopped.
+
+The CSV comes from anyone, so:
+
+* local media paths are confined to the CSV's folder (or ``media_root``): absolute paths, ``~`` and
+  ``..``/symlink escapes are refused for that row (noted in ``error``; the row still gets a tweet);
+* rows are matched to finished output rows by ``id`` and occurrence (the 2nd row with id 7 is
+  ``7#1``), so duplicate ids are all kept, each generated once, and a rerun adds nothing;
+* the output is formula-safe (OWASP): cells starting with ``= + - @``, tab or CR get a leading ``'``,
+  which is stripped again when a rerun reads the file back, so resuming sees the data as given.
 """
 
 from __future__ import annotations
 
 import math
 import os
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from core.errors import UserError
-from core.pipeline import Pipeline, Prediction, PredictRequest
-from core.stages.llm import GenerationConfig
-from core.tables import TWEET_REQUIRED, read_tweet_dump
+from core.media.dump_field import looks_like_dump, parse_media_field
+from core.media.fetch import is_url
+from core.outputs import writable_file
+from core.tables import TWEET_REQUIRED, formula_safe, formula_unsafe, read_tweet_dump
+
+if TYPE_CHECKING:  # the pipeline imports torch: the checks below must fail in a second, before that
+    from core.brand.retrieval import HistoryIndex
+    from core.pipeline import Pipeline, Prediction, PredictRequest
+    from core.stages.llm import GenerationConfig
 
 REQUIRED_COLUMNS = TWEET_REQUIRED
-OUTPUT_COLUMNS = ("generated", "caption", "ocr", "transcript", "error")
+OUTPUT_COLUMNS = ("generated", "caption", "ocr", "transcript", "error", "unsupported", "coverage")
+HISTORY_COLUMNS = ("examples", "history_note")  # only with --history: which earlier tweets each prompt showed
 
 
 def read_tweet_csv(path: Path) -> pd.DataFrame:
@@ -36,6 +54,8 @@ def parse_likes(value) -> int | None:
 
 
 def row_request(row: pd.Series, base_dir: Path) -> PredictRequest:
+    from core.pipeline import PredictRequest
+
     media = str(row.get("media", "") or "").strip()
     return PredictRequest(
         company=row["inferred company"],
@@ -49,36 +69,118 @@ def row_request(row: pd.Series, base_dir: Path) -> PredictRequest:
 
 def result_columns(prediction: Prediction) -> dict[str, str]:
     a = prediction.analysis
-    return {
+    grounding = prediction.grounding
+    columns = {
         "generated": prediction.tweet,
         "caption": a.caption,
         "ocr": " ".join(a.ocr.split()),
         "transcript": a.transcript,
         "error": "; ".join(a.errors),
+        # Details of the tweet found nowhere in its inputs, and the share of salient input words it uses.
+        "unsupported": "; ".join(grounding.get("unsupported", [])),
+        "coverage": f"{grounding['coverage']:.2f}" if "coverage" in grounding else "",
     }
+    if a.brand is not None:
+        columns["examples"] = " | ".join(t.id for t in a.brand.tweets)
+        columns["history_note"] = a.brand.note if a.brand.fallback or not a.brand.tweets else ""
+    return columns
+
+
+def _local_locations(media: str) -> list[str]:
+    """The file paths a row's media cell would read (URLs are the fetcher's business)."""
+    media = media.strip()
+    if not media:
+        return []
+    if looks_like_dump(media):
+        # A malformed field reads nothing from disk; the loader reports it for the row.
+        locations = [loc for item in parse_media_field(media) for loc in (item.url, *item.fallback_urls)]
+    else:
+        locations = [media]
+    return [loc for loc in locations if not is_url(loc)]
+
+
+def confinement_error(media: str, root: Path) -> str | None:
+    """Why a row's media may not be read (a path outside ``root``), or None when every path stays inside.
+
+    ``root`` must be resolved. Paths are resolved the way the loader reads them (relative to ``root``,
+    following ``..`` and symlinks), so neither ``../`` nor a symlink inside the folder gets out.
+    """
+    for location in _local_locations(media):
+        shown = location if len(location) <= 80 else location[:77] + "…"
+        if location.startswith("~") or Path(location).is_absolute():
+            return (f"media: {shown!r} is an absolute path; batch media paths must be relative to {root} "
+                    "(or the folder given with --media-root)")
+        try:
+            inside = (root / location).resolve().is_relative_to(root)
+        except (OSError, ValueError, RuntimeError):
+            return f"media: {shown!r} is not a usable file path"
+        if not inside:
+            return f"media: {shown!r} leads outside {root}; batch media must stay in that folder (or --media-root)"
+    return None
 
 
 def _row_keys(frame: pd.DataFrame) -> list[str]:
-    if "id" in frame.columns and frame["id"].astype(str).is_unique:
-        return frame["id"].astype(str).tolist()
-    return [str(i) for i in range(len(frame))]
+    """One key per row: ``id#occurrence`` (the k-th row carrying that id), or the position without ids.
+
+    Duplicate ids are common in scraped dumps; keying by occurrence keeps every row (none is merged or
+    dropped) and stays stable across reruns, because rows of one id are always written in input order.
+    """
+    if "id" not in frame.columns:
+        return [str(i) for i in range(len(frame))]
+    seen: Counter[str] = Counter()
+    keys = []
+    for value in frame["id"].astype(str):
+        keys.append(f"{value}#{seen[value]}")
+        seen[value] += 1
+    return keys
 
 
-def _load_done(out_path: Path, frame: pd.DataFrame) -> pd.DataFrame:
+def _read_output(out_path: Path) -> pd.DataFrame | None:
+    """A previous run's output as it was generated (formula guards removed), or None if there is none yet."""
     if not out_path.exists():
-        return pd.DataFrame(columns=[*frame.columns, *OUTPUT_COLUMNS])
+        return None
     try:
         done = pd.read_csv(out_path, dtype=str, keep_default_na=False)
     except pd.errors.EmptyDataError:
-        return pd.DataFrame(columns=[*frame.columns, *OUTPUT_COLUMNS])
+        return None
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError, OSError) as exc:
+        raise UserError(f"{out_path} exists and is not a readable CSV ({str(exc).splitlines()[0]}); "
+                        "choose another --out") from None
+    done = formula_unsafe(done)
     if "generated" not in done.columns:
         raise UserError(f"{out_path} exists and is not a Media2Tweet output; choose another --out")
     return done
 
 
+def _load_done(out_path: Path, frame: pd.DataFrame) -> pd.DataFrame:
+    done = _read_output(out_path)
+    return pd.DataFrame(columns=[*frame.columns, *OUTPUT_COLUMNS]) if done is None else done
+
+
+def check_output(out_path: Path, in_path: Path) -> None:
+    """Everything about ``--out`` that can fail, checked before any model loads (one line each)."""
+    writable_file(out_path, "--out")
+    try:
+        same = out_path.exists() and out_path.resolve() == in_path.resolve()
+    except OSError:
+        same = False
+    if same:
+        raise UserError(f"--out {out_path} is the input file; results go to a new file so the input stays as it is")
+    _read_output(out_path)
+
+
+def media_root_for(in_path: Path, media_root: Path | None) -> Path:
+    """The folder batch media paths are confined to: ``--media-root`` or the CSV's folder, resolved."""
+    root = (media_root if media_root is not None else in_path.parent).expanduser()
+    if not root.is_dir():
+        raise UserError(f"--media-root {root}: no such folder")
+    return root.resolve()
+
+
 def _write_atomic(frame: pd.DataFrame, out_path: Path) -> None:
+    """Replace ``out_path`` with the formula-safe ``frame`` in one rename (a crash leaves the old file)."""
     tmp = out_path.with_name(f".{out_path.name}.{os.getpid()}.tmp")
-    frame.to_csv(tmp, index=False)
+    formula_safe(frame).to_csv(tmp, index=False)
     tmp.replace(out_path)
 
 
@@ -89,14 +191,26 @@ def run_batch(
     cfg: GenerationConfig | None = None,
     progress: Callable[[int, int], None] | None = None,
     limit: int | None = None,
+    *,
+    media_root: Path | None = None,
+    history: HistoryIndex | None = None,
+    history_k: int = 3,
 ) -> pd.DataFrame:
-    """Predict a tweet for every row not yet in ``out_path``; returns the full output table."""
+    """Predict a tweet for every row not yet in ``out_path``; returns the full output table (unguarded).
+
+    Local media must stay inside ``media_root`` (default: the CSV's folder); a row whose media would
+    leave it is predicted from its metadata alone, with the reason in its ``error`` column.
+    With ``history``, each prompt shows up to ``history_k`` of the brand's earlier tweets (never the row
+    itself, matched by id, and never one dated after it); ``examples`` lists their ids.
+    """
+    from core.stages.llm import GenerationConfig
+
     cfg = cfg or GenerationConfig()
     frame = read_tweet_csv(in_path)
     if limit:
         frame = frame.head(limit)
     keys = _row_keys(frame)
-    base_dir = in_path.resolve().parent
+    base_dir = media_root_for(in_path, media_root)
     done = _load_done(out_path, frame)
     done_keys = set(_row_keys(done)) if "id" in frame.columns and "id" in done.columns else {
         str(i) for i in range(len(done))
@@ -110,10 +224,22 @@ def run_batch(
     for start in range(0, len(todo), chunk):
         idx = todo[start:start + chunk]
         requests = [row_request(frame.iloc[i], base_dir) for i in idx]
+        if history is not None:
+            for request, i in zip(requests, idx, strict=True):
+                request.history, request.history_k = history, history_k
+                request.row_id = str(frame.iloc[i].get("id", "")) or None
+        refused = [confinement_error(str(r.media or ""), base_dir) for r in requests]
+        for request, reason in zip(requests, refused, strict=True):
+            if reason:
+                request.media = None  # the row is still predicted, from its metadata
         predictions = pipeline.predict_many(requests, cfg)
         out = frame.iloc[idx].copy()
-        for column in OUTPUT_COLUMNS:
-            out[column] = [result_columns(p)[column] for p in predictions]
+        columns = [result_columns(p) for p in predictions]
+        for values, reason in zip(columns, refused, strict=True):
+            if reason:
+                values["error"] = "; ".join(filter(None, (reason, values["error"])))
+        for column in (*OUTPUT_COLUMNS, *(HISTORY_COLUMNS if history is not None else ())):
+            out[column] = [values.get(column, "") for values in columns]
         rows.append(out)
         _write_atomic(pd.concat(rows, ignore_index=True), out_path)
         finished += len(idx)

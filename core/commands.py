@@ -137,9 +137,22 @@ def _pipeline(args):
     return Pipeline(specs, profile=args.profile)
 
 
+def _history(args):
+    """The ``--history`` dump's index (read, checked, built or loaded from cache) before any model loads."""
+    if not getattr(args, "history", None):
+        return None
+    from core.brand.retrieval import HistoryIndex
+
+    index = HistoryIndex.from_path(args.history)
+    state = "loaded from cache" if index.cached else "built"
+    say(f"history: {len(index.history)} tweets from {args.history} (index {state} in {index.build_s:.1f} s)")
+    return index
+
+
 def run_predict(args) -> int:
     from core.pipeline import PredictRequest
 
+    history = _history(args)
     pipeline = _pipeline(args)
 
     def on_stage(stage: str, state: str) -> None:
@@ -155,7 +168,7 @@ def run_predict(args) -> int:
 
         media = load_media(args.media)  # a media the user named explicitly must load: fail before the models
     request = PredictRequest(company=args.company, username=args.username, date=args.date, likes=args.likes,
-                             media=media)
+                             media=media, history=history, history_k=args.examples)
     say(f"loading llm model {pipeline.specs['llm'].model}…")
     pipeline.model("llm")
     prediction = pipeline.predict(request, _generation_config(args), on_stage=on_stage)
@@ -165,8 +178,15 @@ def run_predict(args) -> int:
     if not args.json:
         a = prediction.analysis
         lines = [f"caption:    {a.caption or '-'}", f"ocr:        {' '.join(a.ocr.split()) or '-'}",
-                 f"transcript: {a.transcript or '-'}", "", prediction.tweet]
+                 f"transcript: {a.transcript or '-'}"]
+        if a.brand is not None:
+            lines.append(f"history:    {a.brand.note}")
+            lines += [f"  example:  {t.date[:10]}  {t.content}" for t in a.brand.tweets]
+        lines += ["", prediction.tweet]
         lines += [f"  alt {i}: {c}" for i, c in enumerate(prediction.candidates[1:], 2)]
+        unsupported = prediction.grounding.get("unsupported", [])
+        if unsupported:
+            lines.append(f"unsupported by the inputs: {'; '.join(unsupported)}")
         emit(data, False, "\n".join(lines))
     else:
         emit(data, True, "")
@@ -176,10 +196,18 @@ def run_predict(args) -> int:
 def run_batch(args) -> int:
     from tqdm import tqdm
 
-    from core.batch import read_tweet_csv, run_batch
+    from core.batch import check_output, media_root_for, read_tweet_csv, run_batch
 
     in_path, out_path = Path(args.input), Path(args.out)
-    read_tweet_csv(in_path)  # fail on a bad CSV before loading any model
+    # Everything a person can get wrong fails here, in a second, before any model loads.
+    if getattr(args, "engine", "local") != "ray" and (args.address or args.actors):
+        raise UserError("--address and --actors need --engine ray")
+    read_tweet_csv(in_path)
+    check_output(out_path, in_path)
+    media_root = media_root_for(in_path, Path(args.media_root) if args.media_root else None)
+    if getattr(args, "engine", "local") == "ray" and args.history:
+        raise UserError("--history works with the local engine; drop --engine ray (or --history)")
+    history = _history(args)
     pipeline = _pipeline(args)
     bar = tqdm(total=None, desc="tweets", unit="row", file=sys.stderr, disable=None)
 
@@ -188,7 +216,16 @@ def run_batch(args) -> int:
         bar.n = done
         bar.refresh()
 
-    result = run_batch(in_path, out_path, pipeline, _generation_config(args), progress, limit=args.limit)
+    if getattr(args, "engine", "local") == "ray":
+        from core.batch_ray import describe_plan, parse_actors, run_batch_ray
+
+        actors = parse_actors(args.actors)
+        result = run_batch_ray(in_path, out_path, pipeline.specs, _generation_config(args), progress,
+                               limit=args.limit, media_root=media_root, address=args.address, actors=actors,
+                               on_start=lambda cpus: say(describe_plan(cpus, actors)))
+    else:
+        result = run_batch(in_path, out_path, pipeline, _generation_config(args), progress, limit=args.limit,
+                           media_root=media_root, history=history, history_k=args.examples)
     bar.close()
     failed = int((result["error"].astype(str).str.len() > 0).sum())
     say(f"wrote {len(result)} rows to {out_path} ({failed} with a media error noted in the 'error' column)")
@@ -231,15 +268,54 @@ def run_prepare(args) -> int:
     return 0
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (0 tokens or a batch of 0 is a typo, not a request)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
+    return value
+
+
 def _add_generation_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="LLM alias, hub id or local folder (default: the profile's LLM)")
     p.add_argument("--adapter", help="LoRA adapter folder to apply to the LLM")
     p.add_argument("--4bit", dest="load_in_4bit", action="store_true", help="load the LLM in 4-bit (CUDA only)")
-    p.add_argument("--max-new-tokens", type=int, default=60)
-    p.add_argument("--candidates", type=int, default=1, help="number of tweets to write (>1 samples)")
+    p.add_argument("--max-new-tokens", type=positive_int, default=60)
+    p.add_argument("--candidates", type=positive_int, default=1, help="number of tweets to write (>1 samples)")
     p.add_argument("--sample", action="store_true", help="sample instead of greedy decoding")
-    p.add_argument("--temperature", type=float, default=0.8)
+    p.add_argument("--temperature", type=_positive_float, default=0.8)
     p.add_argument("--seed", type=int, default=0)
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def add_history_flags(p: argparse.ArgumentParser) -> None:
+    """``--history CSV`` and ``--examples K``: the brand's own earlier tweets as examples in the prompt."""
+    p.add_argument("--history", metavar="CSV", help="a tweet dump with content (and date, username): the brand's "
+                   "earlier tweets become examples in the prompt (same account first, nearest by media text)")
+    p.add_argument("--examples", type=_non_negative_int, default=3, metavar="K",
+                   help="history tweets per prompt (default 3; 0: none)")
 
 
 def configure_caption(p: argparse.ArgumentParser) -> None:
@@ -265,14 +341,34 @@ def configure_predict(p: argparse.ArgumentParser) -> None:
     p.add_argument("--date", required=True, help="e.g. '2023-04-01 10:00'")
     p.add_argument("--likes", type=int, help="target likes (stated as a bucket in the prompt)")
     p.add_argument("--media", help="file path, http(s) URL, or a tweet dump's media field")
+    add_history_flags(p)
     _add_generation_flags(p)
 
 
 def configure_batch(p: argparse.ArgumentParser) -> None:
+    p.description = (
+        "Predict a tweet for every row of a tweet dump. The output has the input's columns plus generated, "
+        "caption, ocr, transcript and error, and is written after every chunk: rerun the same command to "
+        "resume. Rows are matched to finished ones by id and occurrence, so rows with duplicate ids are all "
+        "kept and each is generated exactly once (the 2nd row with id 7 is its own row); a rerun on a "
+        "finished output adds nothing. Local media paths must be relative and stay inside the CSV's folder "
+        "(or --media-root); other rows get a tweet from their metadata and the reason in 'error'. Cells "
+        "starting with = + - @, tab or CR are written with a leading ' so spreadsheets show them as text.")
     p.add_argument("input", help="CSV with date, username, inferred company (and id, likes, media)")
-    p.add_argument("--out", required=True, help="output CSV (an interrupted run resumes from it)")
-    p.add_argument("--limit", type=int, help="only the first N rows")
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--out", required=True,
+                   help="output CSV, in an existing folder (an interrupted run resumes from it)")
+    p.add_argument("--media-root", metavar="DIR",
+                   help="folder that relative media paths start from and must stay in (default: the CSV's folder)")
+    p.add_argument("--limit", type=positive_int, help="only the first N rows")
+    p.add_argument("--batch-size", type=positive_int, default=8)
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local: this process (small files); ray: Ray Data actor pools per stage, embedded here "
+                        "or on a cluster (--address / RAY_ADDRESS); also writes Parquet parts to OUT.parts/")
+    p.add_argument("--address", help="Ray head node HOST:PORT (or 'auto') to run on; default: RAY_ADDRESS, "
+                                     "else an embedded Ray on this machine")
+    p.add_argument("--actors", help="actors per stage (media, caption, ocr, asr, llm): N for each, or "
+                                    "e.g. ocr=2,llm=3 (default 1 each)")
+    add_history_flags(p)
     _add_generation_flags(p)
 
 

@@ -40,19 +40,18 @@ def progress(iterable: Iterable, desc: str, total: int | None = None, unit: str 
 
 
 def quiet_libraries(offline: bool) -> None:
-    """Keep stderr for our progress; stop hub lookups when the profile is offline."""
+    """Keep stderr for our progress; stop hub lookups when the profile is offline.
+
+    Environment variables only: importing transformers here would add seconds to every command,
+    including those that fail on a bad argument before any model loads.
+    """
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
     if offline:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
     warnings.filterwarnings("ignore")
-    try:
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()
-        hf_logging.set_verbosity_error()
-    except ImportError:
-        pass
 
 
 def run_guarded(run: Callable[[], int]) -> int:

@@ -7,19 +7,25 @@ loads OCR or ASR) and keeps it. Callers that cache models elsewhere (Streamlit's
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.errors import MediaError, UserError
 from core.media.decode import Media, load_media
 from core.registry import TASKS, ModelSpec, resolve
 from core.stages.asr import Segment, load_asr, transcribe
 from core.stages.caption import Caption, caption_images, load_captioner
+from core.stages.grounding import Evidence, check, rank_key, salient_words
 from core.stages.llm import GenerationConfig, generate, load_llm
 from core.stages.ocr import OcrBox, load_ocr, read_images
 from core.stages.prompt import TweetContext, build_prompt
+
+if TYPE_CHECKING:
+    from core.brand.retrieval import Examples, HistoryIndex
 
 LOADERS: dict[str, Callable[[ModelSpec], object]] = {
     "caption": load_captioner,
@@ -43,6 +49,11 @@ class PredictRequest:
     media: str | Path | bytes | Media | None = None
     media_name: str | None = None  # names the format of ``media`` bytes (an upload's file name)
     base_dir: Path | None = None  # resolves relative media paths (a batch CSV's folder)
+    # Brand history: examples from the account's own earlier tweets (never this row, never a later one).
+    history: HistoryIndex | None = None
+    history_k: int = 3
+    history_budget: int = 180  # tokens the examples may take in the prompt
+    row_id: str | None = None  # this post's id in the history, so it never becomes its own example
 
 
 @dataclass
@@ -58,6 +69,12 @@ class Analysis:
     errors: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     media: Media | None = None
+    brand: Examples | None = None  # the history examples the prompt showed (None: no history given)
+
+    @property
+    def media_text(self) -> str:
+        """Caption + OCR + transcript: what the post shows, the query for its brand's history."""
+        return " ".join(filter(None, (self.caption, " ".join(self.ocr.split()), self.transcript)))
 
 
 @dataclass
@@ -66,9 +83,26 @@ class Prediction:
     candidates: list[str]
     prompt: str
     analysis: Analysis
+    groundings: list[dict] = field(default_factory=list)  # one grounding report per candidate, same order
+
+    @property
+    def grounding(self) -> dict:
+        """The chosen tweet's grounding report (unsupported details, coverage)."""
+        return self.groundings[0] if self.groundings else {}
+
+    @property
+    def examples(self) -> list[dict]:
+        """The history tweets the prompt showed, for the person to see which ones were used."""
+        brand = self.analysis.brand
+        return [e.to_dict() for e in brand.tweets] if brand else []
 
     def to_dict(self) -> dict:
         a = self.analysis
+        brand = a.brand
+        history = {} if brand is None else {
+            "examples": self.examples, "history_note": brand.note, "history_fallback": brand.fallback,
+            "voice": brand.voice.to_dict(),
+        }
         return {
             "tweet": self.tweet,
             "candidates": self.candidates,
@@ -81,7 +115,39 @@ class Prediction:
             "prompt": self.prompt,
             "timings": {k: round(v, 3) for k, v in a.timings.items()},
             "errors": a.errors,
+            "grounding": self.grounding,
+            "candidate_grounding": self.groundings,
+            **history,
         }
+
+
+def evidence_for(request: PredictRequest, analysis: Analysis) -> Evidence:
+    """Everything a tweet may state: metadata, caption, OCR, transcript; the brand's habits count as voice."""
+    voice = analysis.brand.voice.markers if analysis.brand is not None else []
+    sources = [str(request.company), str(request.username), analysis.caption, analysis.ocr, analysis.transcript]
+    return Evidence.from_inputs(sources, format_date(request.date), voice)
+
+
+_ECHOES = re.compile(r"\s*(?:Style:|Recent tweets by @|Image description:|Text in the image:|Engagement:)")
+
+
+def cut_echo(tweet: str) -> str:
+    """A base model sometimes runs on into the prompt's next label ("… #EatGreen Style: hashtag …"): cut it."""
+    match = _ECHOES.search(tweet)
+    return tweet[: match.start()].rstrip() if match and match.start() > 0 else tweet
+
+
+def choose(candidates: list[str], request: PredictRequest, analysis: Analysis) -> tuple[list[str], list[dict]]:
+    """Candidates best first (fewest unsupported details, then best coverage, then model order) and their reports.
+
+    The generation layer returns no likelihoods, so ties keep the model's own order (a stable sort).
+    """
+    candidates = [cut_echo(c) for c in candidates]
+    evidence = evidence_for(request, analysis)
+    salient = salient_words(analysis.ocr, analysis.caption)
+    reports = [check(c, evidence, salient) for c in candidates]
+    order = sorted(range(len(candidates)), key=lambda i: rank_key(reports[i]))
+    return [candidates[i] for i in order], [reports[i].to_dict() for i in order]
 
 
 def _join_captions(captions: list[Caption]) -> tuple[str, list[tuple[str, float]]]:
@@ -181,6 +247,13 @@ class Pipeline:
     def build_prompt(self, request: PredictRequest, analysis: Analysis) -> str:
         if not str(request.company).strip() or not str(request.username).strip():
             raise UserError("company and username are required")
+        llm = self.model("llm")
+        brand_examples: tuple[str, ...] = ()
+        style = ""
+        if request.history is not None:
+            analysis.brand = self.retrieve(request, analysis, llm.tokenizer)
+            brand_examples = tuple(analysis.brand.texts)
+            style = analysis.brand.voice.hint()
         ctx = TweetContext(
             company=str(request.company).strip(),
             username=str(request.username).strip(),
@@ -189,9 +262,23 @@ class Pipeline:
             caption=analysis.caption,
             ocr_text=analysis.ocr,
             transcript=analysis.transcript,
+            brand_examples=brand_examples,
+            style=style,
         )
-        llm = self.model("llm")
         return build_prompt(ctx, llm.prompt_style, llm.tokenizer)
+
+    @staticmethod
+    def retrieve(request: PredictRequest, analysis: Analysis, tokenizer=None) -> Examples:
+        """The post's examples from its brand's history, counted in the LLM's own tokens when it has a tokenizer."""
+        count = None
+        if tokenizer is not None:
+            def count(text: str) -> int:
+                return len(tokenizer(f"- {text}\n", add_special_tokens=False)["input_ids"])
+        return request.history.examples(
+            username=str(request.username), company=str(request.company), media_text=analysis.media_text,
+            before=str(request.date), exclude_id=request.row_id, likes=request.likes, k=request.history_k,
+            token_budget=request.history_budget, count_tokens=count,
+        )
 
     def prepare(self, request: PredictRequest, on_stage: StageCallback | None = None) -> tuple[str, Analysis]:
         """Media → analysis → prompt: everything before the LLM writes."""
@@ -218,7 +305,9 @@ class Pipeline:
         if on_stage:
             on_stage("llm", "done")
         analysis.timings["total"] = sum(analysis.timings.values())
-        return Prediction(tweet=candidates[0], candidates=candidates, prompt=prompt, analysis=analysis)
+        candidates, reports = choose(candidates, request, analysis)
+        return Prediction(tweet=candidates[0], candidates=candidates, prompt=prompt, analysis=analysis,
+                          groundings=reports)
 
     def predict_many(
         self,
@@ -242,9 +331,11 @@ class Pipeline:
         if progress:
             progress(2 * len(requests), 2 * len(requests))
         predictions = []
-        for prompt, analysis in prepared:
+        for request, (prompt, analysis) in zip(requests, prepared, strict=True):
             candidates = next(outputs) if prompt else [""]
             analysis.timings["llm"] = per_row if prompt else 0.0
             analysis.timings["total"] = sum(analysis.timings.values())
-            predictions.append(Prediction(tweet=candidates[0], candidates=candidates, prompt=prompt, analysis=analysis))
+            candidates, reports = choose(candidates, request, analysis) if prompt else (candidates, [])
+            predictions.append(Prediction(tweet=candidates[0], candidates=candidates, prompt=prompt, analysis=analysis,
+                                          groundings=reports))
         return predictions

@@ -23,8 +23,12 @@ BACKENDS: dict[str, tuple[str, ...]] = {
     "caption": ("efficientnet", "blip", "blip2", "vision-encoder-decoder"),
     "ocr": ("easyocr",),
     "asr": ("faster-whisper", "transformers-whisper"),
-    "llm": ("gguf", "transformers"),
+    # gguf: weights from a packaged GGUF file (converted once); the others name an engine as well.
+    "llm": ("gguf", "transformers", "ctranslate2", "openai"),
 }
+# What runs an LLM, apart from where its weights come from: CTranslate2 int8 (fast on CPU, the offline
+# default), transformers (training, hub models, 4-bit) or any OpenAI-compatible server (--llm-url).
+ENGINES = ("ctranslate2", "transformers", "openai")
 PROMPT_STYLES = ("few-shot", "chat")
 REGISTRY_FILE = Path(__file__).with_name("models.toml")
 
@@ -40,6 +44,7 @@ class Alias:
     licence: str
     parts: tuple[str, ...] = ()
     prompt_style: str = ""
+    engine: str = ""  # llm only: the engine used unless --backend / M2T_LLM_BACKEND says otherwise
 
     @classmethod
     def from_table(cls, name: str, table: dict) -> Alias:
@@ -60,8 +65,11 @@ class Alias:
         style = table.get("prompt_style", "chat" if task == "llm" else "")
         if task == "llm" and style not in PROMPT_STYLES:
             raise UserError(f"{where}: prompt_style must be one of {', '.join(PROMPT_STYLES)}")
+        engine = table.get("engine", "")
+        if engine and (task != "llm" or engine not in ENGINES):
+            raise UserError(f"{where}: engine applies to llm aliases and must be one of {', '.join(ENGINES)}")
         return cls(name=name, task=task, backend=table["backend"], package=table["package"],
-                   licence=table["licence"], parts=tuple(table.get("parts", ())), prompt_style=style)
+                   licence=table["licence"], parts=tuple(table.get("parts", ())), prompt_style=style, engine=engine)
 
 
 @dataclass(frozen=True)
@@ -76,6 +84,9 @@ class ModelSpec:
     dtype: str = "auto"
     load_in_4bit: bool = False
     alias: Alias | None = field(default=None, compare=False, hash=False)
+    engine: str = ""  # llm: ctranslate2 | transformers | openai ("" for the other tasks)
+    url: str | None = None  # openai engine: the server's base URL, e.g. http://127.0.0.1:8080/v1
+    served_model: str | None = None  # openai engine: the model name the server knows (default: asked from it)
 
     @property
     def is_offline_alias(self) -> bool:
@@ -159,6 +170,46 @@ def _infer_backend(task: str, model: str) -> str:
     raise UserError(f"unknown task {task!r}; tasks are {', '.join(TASKS)}")
 
 
+def default_engine(alias: Alias | None, backend: str, url: str | None, load_in_4bit: bool = False) -> str:
+    """The engine when nobody chose one: a server if a URL is set, else the alias's engine, else transformers.
+
+    Hub models and local folders keep transformers (what training and 4-bit loading need); an alias
+    whose backend names an engine uses that engine.
+    """
+    if url:
+        return "openai"
+    if load_in_4bit:
+        return "transformers"
+    if alias is not None and alias.engine:
+        return alias.engine
+    return backend if backend in ENGINES else "transformers"
+
+
+def resolve_engine(
+    task: str,
+    engine: str | None,
+    url: str | None,
+    alias: Alias | None,
+    backend: str,
+    load_in_4bit: bool = False,
+) -> tuple[str, str | None]:
+    """(engine, server URL) for an LLM: the caller's choice, then ``M2T_LLM_BACKEND`` / ``M2T_LLM_URL``."""
+    if task != "llm":
+        return "", None
+    url = (url or os.environ.get("M2T_LLM_URL") or "").strip() or None
+    engine = (engine or os.environ.get("M2T_LLM_BACKEND") or "").strip() or None
+    if engine is None:
+        return default_engine(alias, backend, url, load_in_4bit), url
+    if engine not in ENGINES:
+        raise UserError(f"unknown LLM backend {engine!r}; choose one of {', '.join(ENGINES)}")
+    if engine == "openai" and not url:
+        raise UserError("--backend openai needs the server's address: --llm-url http://HOST:PORT/v1 "
+                        "(or M2T_LLM_URL)")
+    if engine != "transformers" and load_in_4bit:
+        raise UserError("--4bit loads through transformers; drop --4bit or use --backend transformers")
+    return engine, url if engine == "openai" else None
+
+
 def resolve(
     task: str,
     model: str | None = None,
@@ -168,8 +219,15 @@ def resolve(
     device: str | None = None,
     dtype: str | None = None,
     load_in_4bit: bool = False,
+    engine: str | None = None,
+    url: str | None = None,
+    served_model: str | None = None,
 ) -> ModelSpec:
-    """The spec for ``task``: CLI/caller values win over env vars, which win over the profile."""
+    """The spec for ``task``: CLI/caller values win over env vars, which win over the profile.
+
+    For the LLM, ``engine``/``url``/``served_model`` (``--backend``, ``--llm-url``, ``--llm-model``;
+    ``M2T_LLM_BACKEND``, ``M2T_LLM_URL``, ``M2T_LLM_SERVED_MODEL``) choose what runs it.
+    """
     task = normalize_task(task)
     env_names = [f"M2T_{task.upper()}_MODEL"] + [f"M2T_{old.upper()}_MODEL" for old, new in LEGACY_TASKS.items()
                                                    if new == task]
@@ -181,6 +239,11 @@ def resolve(
     backend = alias.backend if alias else _infer_backend(task, name)
     if task == "llm":
         adapter = adapter or os.environ.get("M2T_LLM_ADAPTER") or None
+    engine, url = resolve_engine(task, engine, url, alias, backend, load_in_4bit)
+    if engine == "openai":
+        served_model = (served_model or os.environ.get("M2T_LLM_SERVED_MODEL") or "").strip() or None
+    else:
+        served_model = None
     return ModelSpec(
         task=task,
         model=name,
@@ -190,6 +253,9 @@ def resolve(
         dtype=dtype or os.environ.get("M2T_DTYPE", "auto"),
         load_in_4bit=load_in_4bit,
         alias=alias,
+        engine=engine,
+        url=url,
+        served_model=served_model,
     )
 
 

@@ -71,3 +71,62 @@ def read_tweet_dump(path: str | Path, required: Sequence[str] = TWEET_REQUIRED) 
     """A tweet dump (``id, date, likes, content, username, media, inferred company``)."""
     return read_table(path, required,
                       what=f"a tweet dump needs {', '.join(required)} (and optionally id, likes, media, content)")
+
+
+# --------------------------------------------------------------------------- formula-safe CSV (OWASP CSV injection)
+
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _needs_guard(text: str) -> bool:
+    """True for a cell a spreadsheet would run as a formula, also behind quotes we would strip on reading."""
+    stripped = text.lstrip("'")
+    return bool(stripped) and stripped[0] in FORMULA_TRIGGERS
+
+
+def guard_cell(value: object) -> object:
+    """``'`` before a cell that starts with ``= + - @``, tab or CR (OWASP's CSV-injection advice).
+
+    Cells that already start with quotes before such a character get one more, so :func:`unguard_cell`
+    gives every cell back exactly: the guard is the only change, and it is reversible.
+    """
+    if isinstance(value, str) and _needs_guard(value):
+        return "'" + value
+    return value
+
+
+def unguard_cell(value: object) -> object:
+    """The cell as it was before :func:`guard_cell` (for reading our own CSVs back, e.g. to resume)."""
+    if isinstance(value, str) and value.startswith("'") and _needs_guard(value):
+        return value[1:]
+    return value
+
+
+def formula_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``frame`` with every text cell (and column name) guarded, for a CSV people open in Excel."""
+    out = frame.copy()
+    out.columns = [guard_cell(str(c)) for c in out.columns]
+    for column in out.columns:
+        out[column] = out[column].map(guard_cell)  # non-text cells (numbers) pass through unchanged
+    return out
+
+
+def formula_unsafe(frame: pd.DataFrame) -> pd.DataFrame:
+    """The inverse of :func:`formula_safe`."""
+    out = frame.copy()
+    out.columns = [unguard_cell(str(c)) for c in out.columns]
+    for column in out.columns:
+        out[column] = out[column].map(unguard_cell)
+    return out
+
+
+def formula_safe_csv_text(text: str) -> str:
+    """A CSV document with every cell guarded; for CSV text built elsewhere (e.g. by a page)."""
+    import csv
+    import io
+
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    for row in csv.reader(io.StringIO(text)):
+        writer.writerow([guard_cell(cell) for cell in row])
+    return out.getvalue()

@@ -96,12 +96,21 @@ class _Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="session")
 def media_server(poster_path):
+    """Serves on 127.0.0.1, which the URL policy refuses by default: tests that use it opt in with
+    ``M2T_ALLOW_PRIVATE_URLS`` as a person would for local media (tests/test_media_fetch.py covers the
+    refusal itself and controls the variable per test)."""
     routes = {"/poster.png": (200, poster_path.read_bytes(), "image/png")}
     handler = type("Handler", (_Handler,), {"routes": routes})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
+    previous = os.environ.get("M2T_ALLOW_PRIVATE_URLS")
+    os.environ["M2T_ALLOW_PRIVATE_URLS"] = "1"
     yield f"http://127.0.0.1:{server.server_address[1]}", routes
+    if previous is None:
+        os.environ.pop("M2T_ALLOW_PRIVATE_URLS", None)
+    else:
+        os.environ["M2T_ALLOW_PRIVATE_URLS"] = previous
     server.shutdown()
 
 

@@ -136,6 +136,31 @@ def test_corrupt_upload_gives_an_error_not_a_traceback():
     assert at.text_input(key="tweet.company").value == "Acme Shoes"
 
 
+def test_server_paths_typed_as_media_are_refused_alike(tmp_path):
+    """A visitor typing a server path gets one refusal, whether the file exists or not, and nothing
+    is decoded: the page must not reveal which paths exist."""
+    from core.media.decode import LOCAL_PATHS_REFUSED
+
+    existing = tmp_path / "secret.png"
+    existing.write_bytes(png_bytes(Image.new("RGB", (32, 32))))
+    messages = []
+    for field, path in (("tweet.url", "/etc/hostname"), ("tweet.url", str(existing)),
+                        ("tweet.url", str(tmp_path / "missing.png")), ("tweet.url", "file:///etc/hostname"),
+                        ("tweet.dump", f"[Photo(previewUrl='{existing}', fullUrl='/etc/hostname')]")):
+        at = new_app()
+        fill_tweet_form(at)
+        (at.text_area if field == "tweet.dump" else at.text_input)(key=field).input(path)
+        at.button(key=SUBMIT).click().run()
+        assert_no_exception(at)
+        assert len(at.error) == 1, path
+        message = at.error[0].value
+        assert LOCAL_PATHS_REFUSED in message
+        assert "no such file" not in message and "not a readable image" not in message
+        messages.append(message.replace(path, "<path>"))
+        assert "tweet.history" not in at.session_state, "nothing was predicted"
+    assert len(set(messages[:4])) == 1, messages  # identical text for existing and missing paths
+
+
 def test_missing_company_is_reported_before_any_model_runs():
     from app import models
 
@@ -233,11 +258,16 @@ def test_a_second_prediction_reuses_the_loaded_models(predicted, media_server):
 
 
 @pytest.mark.slow
-def test_batch_tab_runs_a_tweet_dump(poster_path):
+def test_batch_tab_runs_a_tweet_dump(poster_path, media_server):
+    """URLs in an uploaded CSV are fetched; a server path in it is refused for its row only."""
+    from core.media.decode import LOCAL_PATHS_REFUSED
+
+    base, _ = media_server
     csv = (
         "id,date,likes,username,media,inferred company\n"
-        f"1,2023-05-06 09:00:00+00:00,250,acmeshoes,{poster_path},Acme Shoes\n"
+        f"1,2023-05-06 09:00:00+00:00,250,acmeshoes,{base}/poster.png,Acme Shoes\n"
         "2,2023-05-07 18:30:00+00:00,40,beantown,,Bean Town Coffee\n"
+        f"3,2023-05-08 10:00:00+00:00,40,acmeshoes,{poster_path},Acme Shoes\n"
     )
     at = new_app()
     at.file_uploader(key="batch.file").upload("dump.csv", csv.encode(), "text/csv")
@@ -246,9 +276,10 @@ def test_batch_tab_runs_a_tweet_dump(poster_path):
     assert_no_exception(at)
     assert not at.error, [e.value for e in at.error]
     name, frame = at.session_state["batch.result"]
-    assert name == "dump.csv" and len(frame) == 2
+    assert name == "dump.csv" and len(frame) == 3
     assert all(str(t).strip() for t in frame["generated"])
     assert "SUMMER" in frame.loc[0, "ocr"].upper()
+    assert LOCAL_PATHS_REFUSED in frame.loc[2, "error"] and not frame.loc[2, "ocr"]  # the server file was not read
     assert any(b.label == "Download results (CSV)" for b in at.download_button)
 
 

@@ -254,3 +254,87 @@ def test_generated_sets_land_in_a_gitignored_folder():
         pytest.skip("not a git checkout")
     ignored = subprocess.run(["git", "check-ignore", "-q", "data/generated/ocr/ocr.csv"], cwd=ROOT, check=False)
     assert ignored.returncode == 0
+
+
+# --------------------------------------------------------------------------- unusable results store (issue 12/15)
+
+
+def test_a_garbage_store_fails_before_scoring_and_is_left_as_it_was(sets, tmp_path):
+    from core.eval.store import StoreError
+
+    db = tmp_path / "r.sqlite"
+    db.write_bytes(b"\xde\xad\xbe\xef garbage " * 500)
+    before = db.read_bytes()
+    predictions = tmp_path / "p.csv"
+    pd.read_csv(sets["ocr"], dtype=str)[["path", "text"]].rename(columns={"text": "prediction"}).to_csv(
+        predictions, index=False)
+    with pytest.raises(StoreError, match="is not a usable SQLite database"):
+        evaluate("ocr", sets["ocr"], predictions=predictions, db=db)
+    assert db.read_bytes() == before and not list(tmp_path.glob("*.json"))
+
+
+def test_a_store_locked_after_the_check_keeps_the_scores_in_a_json_file(sets, tmp_path, monkeypatch):
+    """The lock is taken while ``evaluate`` waits for its predictions (a FIFO: the writer's open returns only
+    once evaluate has passed the store check and opened the file), so scoring finishes and recording fails."""
+    import os
+    import sqlite3
+    import threading
+
+    from core.eval.store import StoreError
+
+    monkeypatch.setenv("M2T_DB_TIMEOUT_S", "0.5")
+    db = tmp_path / "r.sqlite"
+    ResultsStore(db)
+    fifo = tmp_path / "predictions.csv"
+    os.mkfifo(fifo)
+    outcome: dict[str, BaseException] = {}
+
+    def run() -> None:
+        try:
+            evaluate("ocr", sets["ocr"], predictions=fifo, db=db, bootstrap=10)
+        except BaseException as exc:  # noqa: BLE001 (handed to the test thread)
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    rows = pd.read_csv(sets["ocr"], dtype=str)[["path", "text"]].rename(columns={"text": "prediction"})
+    with open(fifo, "w") as writer:  # blocks until evaluate opens the predictions: the store check is behind it
+        holder = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+        holder.execute("BEGIN EXCLUSIVE")
+        rows.to_csv(writer, index=False)
+    worker.join(timeout=120)
+    holder.execute("ROLLBACK")
+    holder.close()
+    error = outcome.get("error")
+    assert isinstance(error, StoreError), outcome
+    message = str(error)
+    assert "\n" not in message and "is locked" in message and f"saved in {error.saved_to}" in message
+    saved = json.loads(error.saved_to.read_text())
+    assert saved["run"]["metrics"]["wer"] == 0 and len(saved["samples"]) == len(rows)
+    assert ResultsStore(db).runs() == []
+
+
+def test_cli_with_a_locked_store_is_one_line_and_exit_2(sets, tmp_path):
+    import os
+    import sqlite3
+
+    db = tmp_path / "r.sqlite"
+    ResultsStore(db)
+    predictions = tmp_path / "p.csv"
+    pd.read_csv(sets["asr"], dtype=str)[["audio", "text"]].rename(columns={"text": "prediction"}).to_csv(
+        predictions, index=False)
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "core", "evaluate", "--task", "asr", "--data", str(sets["asr"]),
+             "--predictions", str(predictions), "--db", str(db)],
+            cwd=ROOT, capture_output=True, text=True, timeout=120, env={**os.environ, "M2T_DB_TIMEOUT_S": "1"},
+        )
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and proc.stdout == ""
+    assert proc.stderr.strip().splitlines() == [
+        f"error: results store {db} is locked by another process (1 s waited); try again when it is done, or pass "
+        "--db OTHER.sqlite"]

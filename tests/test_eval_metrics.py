@@ -11,13 +11,17 @@ from core.errors import UserError
 from core.eval.metrics import (
     cider_d,
     cider_d_per_sample,
+    join_signatures,
+    rouge_l_coco_per_sample,
     sample_bleu,
     sample_cer,
     sample_rouge_l,
     sample_wer,
     speech_scores,
+    split_signature,
     text_scores,
 )
+from tests.test_eval_ptb import COCO_INPUTS
 
 HYPS = [
     "The cat sat on the mat near the door.",
@@ -203,3 +207,160 @@ def test_bad_input_raises_user_error(predictions, references):
 def test_negative_bootstrap_rejected():
     with pytest.raises(UserError):
         text_scores(["a"], ["a"], bootstrap=-1)
+
+
+# --------------------------------------------------------------------------- published reference values
+
+# pycocoevalcap 1.2 (Cider, Rouge after its Java PTBTokenizer: stanford-corenlp-3.4.1.jar, OpenJDK 17) on
+# COCO_INPUTS, one image per sample; computed once (research run coco_scores.py), kept here as numbers.
+COCO_CIDER_D = 2.959810882860607
+COCO_CIDER_D_PER_IMAGE = [
+    2.9480123595762593,
+    1.8105889785872533,
+    3.5514217944349307,
+    2.704210230484181,
+    2.9352303667817017,
+    1.769945643277587,
+    4.723505279485612,
+    3.2355724102573316,
+]
+COCO_ROUGE_L = 0.7512236330455883
+COCO_ROUGE_L_PER_IMAGE = [
+    0.8495821727019499,
+    0.5820610687022901,
+    0.875,
+    0.8341880341880341,
+    0.7439024390243903,
+    0.5820610687022901,
+    0.8888888888888888,
+    0.6541053921568627,
+]
+
+# sacrebleu 2.6.0 ``BLEU().corpus_score`` on raw tweets (placeholders as they stand), and on the same
+# tweets with each placeholder replaced by one word (" xxhyperlinkxx ", " xxmentionxx ") first.
+TWEET_HYPS = [
+    "Big news from <mention>: the new café opens today! <hyperlink>",
+    "Check out our black-and-white photo series <hyperlink> #photography",
+    "Thanks <mention> <mention> for the 3.5 stars, we don't mind :)",
+    "Rain all day in London... colour me grey <hyperlink>",
+]
+TWEET_REFS = [
+    "Huge news from <mention>: our new café opens today! <hyperlink>",
+    "Check out the new black-and-white photo series here <hyperlink> #photography",
+    "Thank you <mention> for 3.5 stars! We don't mind at all :)",
+    "Rainy day in London, colour me grey. <hyperlink>",
+]
+SACREBLEU_RAW = 44.601839109870035
+SACREBLEU_RAW_PRECISIONS = [75.86206896551724, 57.407407407407405, 38.0, 23.91304347826087]
+SACREBLEU_WORDS = 32.002282708236905
+SACREBLEU_SIGNATURE = "nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:2.6.0"
+
+# jiwer 4.0.0 ``wer`` over whisper-normalizer 0.1.15's EnglishTextNormalizer (full english.json):
+# (reference, hypothesis) pairs full of British spellings, numbers and contractions.
+ASR_PAIRS = [
+    (
+        "The council optimised the neighbourhood's bus routes in 2023.",
+        "the council optimized the neighborhood bus routes in twenty twenty three",
+    ),
+    (
+        "Our catalogues show every colour, from grey to turquoise.",
+        "our catalogs show every color from gray to turquoise",
+    ),
+    ("She paid £25.50 for the programme, didn't she?", "she paid twenty five pounds fifty for the program did she"),
+    (
+        "We've analysed 1,250 samples; 3.5% were contaminated.",
+        "we have analyzed one thousand two hundred fifty samples three point five percent were contaminated",
+    ),
+    (
+        "The theatre's centre stage was refurbished in the 1990s.",
+        "the theater center stage was refurbished in the nineteen nineties",
+    ),
+    ("I'd recognise that flavour anywhere!", "i would recognize that flavor anywhere"),
+    (
+        "Mr. Smith travelled 42 kilometres on his favourite tyres.",
+        "mister smith traveled forty two kilometers on his favorite tires",
+    ),
+    ("The organisation's labour costs rose by 7 per cent.", "the organization labor costs rose by seven percent"),
+    ("Um, the jewellery was, uh, stolen at 9:30 p.m.", "the jewelry was stolen at nine thirty pm"),
+    (
+        "Visit the neighbourhood centre on the 21st of June.",
+        "visit the neighborhood center on the twenty first of june",
+    ),
+    ("Colour-coded catalogues were optimised for defence.", "colour coded catalogs were optimized for defense"),
+]
+JIWER_CORPUS_WER = 0.10638297872340426
+JIWER_PER_PAIR_WER = [0.1, 0.0, 1 / 3, 0.0, 0.1, 0.0, 0.0, 0.125, 4 / 9, 0.0, 0.0]
+
+
+def test_cider_d_equals_pycocoevalcap_on_the_coco_caption_set():
+    preds = [pred for _, pred in COCO_INPUTS]
+    refs = [list(group) for group, _ in COCO_INPUTS]
+    assert cider_d_per_sample(preds, refs) == pytest.approx(COCO_CIDER_D_PER_IMAGE, abs=1e-6)
+    assert cider_d(preds, refs) == pytest.approx(COCO_CIDER_D, abs=1e-6)
+    assert text_scores(preds, refs, bootstrap=0)["cider"] == pytest.approx(COCO_CIDER_D, abs=1e-6)
+
+
+def test_coco_rouge_l_equals_pycocoevalcap_on_the_coco_caption_set():
+    preds = [pred for _, pred in COCO_INPUTS]
+    refs = [list(group) for group, _ in COCO_INPUTS]
+    per_image = [x / 100 for x in rouge_l_coco_per_sample(preds, refs)]
+    assert per_image == pytest.approx(COCO_ROUGE_L_PER_IMAGE, abs=1e-6)
+    assert text_scores(preds, refs, bootstrap=0)["rougeL_coco"] / 100 == pytest.approx(COCO_ROUGE_L, abs=1e-6)
+
+
+def test_cider_d_keeps_hyphenated_words_whole():
+    # The old [a-z0-9]+ tokeniser split "black-and-white" into three words that every reference of
+    # image 1 shares, which inflated its CIDEr-D to 4.10 (pycocoevalcap: 2.95).
+    preds = [pred for _, pred in COCO_INPUTS]
+    refs = [list(group) for group, _ in COCO_INPUTS]
+    assert cider_d_per_sample(preds, refs)[0] == pytest.approx(2.9480123595762593, abs=1e-6)
+
+
+def test_bleu_on_raw_tweets_equals_sacrebleu_and_its_signature():
+    ours = text_scores(TWEET_HYPS, TWEET_REFS, bootstrap=0, placeholders="raw")
+    assert ours["bleu"] == pytest.approx(SACREBLEU_RAW, abs=1e-6)
+    assert [ours[f"bleu{k}"] for k in range(1, 5)] == pytest.approx(SACREBLEU_RAW_PRECISIONS, abs=1e-6)
+    assert ours["signatures"]["bleu"] == SACREBLEU_SIGNATURE + "|placeholders:raw|norm:none"
+
+
+def test_bleu_with_placeholders_as_words_equals_sacrebleu_on_rewritten_text():
+    ours = text_scores(TWEET_HYPS, TWEET_REFS, bootstrap=0)
+    assert ours["bleu"] == pytest.approx(SACREBLEU_WORDS, abs=1e-6)
+    assert ours["signatures"]["bleu"] == SACREBLEU_SIGNATURE + "|placeholders:words|norm:none"
+    # The rewrite changes the score by 12.6 points, so the signature must tell the two apart.
+    assert ours["signature"] != text_scores(TWEET_HYPS, TWEET_REFS, bootstrap=0, placeholders="raw")["signature"]
+    raw_sentence = sample_bleu(TWEET_HYPS[0], TWEET_REFS[0], placeholders="raw")
+    assert raw_sentence == pytest.approx(sacrebleu.sentence_bleu(TWEET_HYPS[0], [TWEET_REFS[0]]).score)
+
+
+def test_wer_with_british_spellings_equals_jiwer_after_whisper_normalizer():
+    refs = [r for r, _ in ASR_PAIRS]
+    hyps = [h for _, h in ASR_PAIRS]
+    assert speech_scores(hyps, refs, bootstrap=0)["wer"] / 100 == pytest.approx(JIWER_CORPUS_WER, abs=1e-6)
+    per_pair = [sample_wer(h, r) / 100 for r, h in ASR_PAIRS]
+    assert per_pair == pytest.approx(JIWER_PER_PAIR_WER, abs=1e-6)
+
+
+def test_every_signature_names_its_preprocessing():
+    sigs = text_scores(HYPS, REFS, bootstrap=0)["signatures"]
+    assert set(sigs) == {"bleu", "chrf", "rougeL", "rougeL_coco", "cider"}
+    assert all("placeholders:words" in sig for sig in sigs.values())
+    assert "tok:13a" in sigs["bleu"] and "norm:none" in sigs["bleu"] and "norm:none" in sigs["chrf"]
+    assert "tok:ptb" in sigs["cider"] and "tok:ptb" in sigs["rougeL_coco"]
+    assert "variant:rougeL-f1" in sigs["rougeL"] and "stem:no" in sigs["rougeL"] and "refs:best" in sigs["rougeL"]
+    speech = speech_scores(HYPS, REFS, bootstrap=0)["signatures"]
+    assert "norm:whisper-en" in speech["wer"] and "spelling:whisper-1739" in speech["wer"]
+
+
+def test_signature_string_round_trips_and_reads_old_runs():
+    sigs = text_scores(HYPS, REFS, bootstrap=0)["signatures"]
+    joined = join_signatures(sigs)
+    assert joined.startswith(SACREBLEU_SIGNATURE)  # what older readers of the column expect first
+    assert split_signature(joined) == sigs
+    assert split_signature(SACREBLEU_SIGNATURE) == {"bleu": SACREBLEU_SIGNATURE}  # a run recorded before
+    assert split_signature(None) == {} and split_signature("") == {}
+
+
+def test_bad_placeholder_mode_is_a_user_error():
+    with pytest.raises(UserError, match="placeholders must be one of words, raw"):
+        text_scores(HYPS, REFS, bootstrap=0, placeholders="drop")  # type: ignore[arg-type]

@@ -146,3 +146,108 @@ def test_default_store_path(monkeypatch, tmp_path):
     assert default_store_path() == tmp_path / "x.sqlite"
     monkeypatch.delenv("M2T_RESULTS_DB")
     assert default_store_path() == Path.home() / ".cache" / "media2tweet" / "results.sqlite"
+
+
+# --------------------------------------------------------------------------- unusable stores (issue 12/15)
+
+import json  # noqa: E402
+import threading  # noqa: E402
+
+from core.errors import UserError  # noqa: E402
+from core.eval.store import StoreError, check_store, save_unrecorded  # noqa: E402
+
+
+def _garbage(path: Path) -> Path:
+    path.write_bytes(os.urandom(8192))
+    return path
+
+
+
+class _Locked:
+    """Another connection holding an exclusive lock on the store (as a stuck writer would)."""
+
+    def __init__(self, path: Path) -> None:
+        self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+
+    def __enter__(self) -> _Locked:
+        self.conn.execute("BEGIN EXCLUSIVE")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.conn.execute("ROLLBACK")
+        self.conn.close()
+
+
+def test_check_store_accepts_a_new_or_healthy_store_and_creates_nothing(tmp_path):
+    assert check_store(tmp_path / "new" / "r.sqlite") == tmp_path / "new" / "r.sqlite"
+    assert not (tmp_path / "new").exists()
+    ResultsStore(tmp_path / "r.sqlite").record_run(_run(), _samples())
+    assert check_store(tmp_path / "r.sqlite") == tmp_path / "r.sqlite"
+
+
+def test_a_garbage_store_is_one_line_before_anything_runs(tmp_path):
+    path = _garbage(tmp_path / "r.sqlite")
+    before = path.read_bytes()
+    for attempt in (lambda: check_store(path), lambda: ResultsStore(path), lambda: ResultsStore(path).runs()):
+        with pytest.raises(StoreError) as caught:
+            attempt()
+        assert str(caught.value).splitlines() == [
+            f"results store {path} is not a usable SQLite database (file is not a database); move it aside or pass "
+            "--db OTHER.sqlite"]
+    assert path.read_bytes() == before  # nothing was written over the user's file
+
+
+def test_a_store_that_is_not_ours_or_a_folder_is_refused(tmp_path):
+    foreign = tmp_path / "other.sqlite"
+    with sqlite3.connect(foreign) as conn:
+        conn.execute("CREATE TABLE runs (x INTEGER)")
+    with pytest.raises(StoreError, match="has a 'runs' table that is not Media2Tweet's"):
+        check_store(foreign)
+    with pytest.raises(UserError, match="is a folder"):
+        check_store(tmp_path)
+
+
+def test_a_locked_store_is_refused_up_front(tmp_path, monkeypatch):
+    path = tmp_path / "r.sqlite"
+    ResultsStore(path)
+    monkeypatch.setenv("M2T_DB_TIMEOUT_S", "0.5")
+    with _Locked(path), pytest.raises(StoreError, match="is locked by another process"):
+        check_store(path)
+    assert check_store(path) == path  # and fine again once the lock is gone
+
+
+def test_a_run_that_cannot_be_written_is_saved_as_json_beside_the_store(tmp_path, monkeypatch):
+    path = tmp_path / "r.sqlite"
+    store = ResultsStore(path)
+    monkeypatch.setenv("M2T_DB_TIMEOUT_S", "0.5")
+    run, samples = _run(), _samples(3)
+    with _Locked(path), pytest.raises(StoreError) as caught:
+        store.record_run(run, samples)
+    message = str(caught.value)
+    assert "\n" not in message and "is locked" in message and "the run was not recorded" in message
+    saved = caught.value.saved_to
+    assert saved is not None and saved.parent == tmp_path and str(saved) in message
+    data = json.loads(saved.read_text())
+    assert data["run"]["metrics"] == run.metrics and data["run"]["model"] == "gemma"
+    assert [s["prediction"] for s in data["samples"]] == ["pred 0", "pred 1", "pred 2"]
+    assert store.runs() == []
+
+
+def test_unrecorded_runs_go_to_the_current_folder_when_the_stores_folder_is_unwritable(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    saved = save_unrecorded(Path("/proc/results.sqlite"), {"metrics": {"bleu": 1.0}})
+    assert saved is not None and saved.parent == tmp_path
+    assert json.loads(saved.read_text()) == {"metrics": {"bleu": 1.0}}
+
+
+def test_a_lock_released_within_the_busy_timeout_is_waited_for(tmp_path, monkeypatch):
+    path = tmp_path / "r.sqlite"
+    store = ResultsStore(path)
+    monkeypatch.setenv("M2T_DB_TIMEOUT_S", "30")
+    lock = _Locked(path).__enter__()
+    releaser = threading.Timer(0.5, lock.__exit__, args=(None, None, None))
+    releaser.start()
+    try:
+        assert store.record_run(_run(), _samples()) == 1
+    finally:
+        releaser.join()

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.errors import MediaError
+from core.errors import MediaError, UserError
 from core.media.decode import SAMPLE_RATE, load_media
 
 
@@ -92,3 +92,173 @@ def test_missing_file_and_folder(tmp_path):
         load_media(tmp_path / "nope.jpg")
     with pytest.raises(MediaError, match="folder"):
         load_media(tmp_path)
+
+
+# --------------------------------------------------------------------------- budgets (issue 12/15)
+
+import resource  # noqa: E402
+import struct  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+import zlib  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import av  # noqa: E402
+from PIL import ImageDraw  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def png_declaring(width: int, height: int) -> bytes:
+    """A real PNG whose header declares ``width`` x ``height`` (a decompression bomb costs 70 bytes to make):
+    a 1x1 PNG with its IHDR dimensions patched and the chunk CRC recomputed."""
+    buf = io.BytesIO()
+    Image.new("L", (1, 1)).save(buf, format="PNG")
+    data = bytearray(buf.getvalue())
+    ihdr = struct.pack(">II", width, height) + bytes(data[24:29])
+    data[16:29] = ihdr
+    data[29:33] = struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+    return bytes(data)
+
+
+def wav_bytes(seconds: float, rate: int = 8000) -> bytes:
+    """Silent 8-bit mono PCM: 301 s is 2.4 MB, cheap to write and to refuse."""
+    n = int(seconds * rate)
+    header = b"RIFF" + struct.pack("<I", 36 + n) + b"WAVEfmt " + struct.pack("<IHHIIHH", 16, 1, 1, rate, rate, 1, 8)
+    return header + b"data" + struct.pack("<I", n) + b"\x80" * n
+
+
+def mp3_understating_its_length(seconds: float = 10.0) -> bytes:
+    """A real MP3 whose Info (Xing) header says 5 frames (0.2 s) while the file holds ``seconds`` of audio:
+    the header check passes it, only counting while decoding can stop it."""
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="mp3") as out:
+        stream = out.add_stream("libmp3lame", rate=16000)
+        stream.layout = "mono"
+        for i in range(int(seconds * 10)):
+            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1600), dtype=np.float32), format="fltp", layout="mono")
+            frame.sample_rate, frame.pts = 16000, i * 1600
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    data = bytearray(buf.getvalue())
+    tag = max(data.find(b"Info"), data.find(b"Xing"))
+    assert tag > 0 and struct.unpack(">I", data[tag + 4 : tag + 8])[0] & 1  # the frame count is present
+    data[tag + 8 : tag + 12] = struct.pack(">I", 5)
+    return bytes(data)
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "shown"),
+    [
+        (30000, 30000, "900 MP"),  # above PIL's own error threshold: DecompressionBombError, not an OSError
+        (10000, 10000, "100 MP"),  # between PIL's warning and error thresholds: the warning becomes the error
+        (8000, 6000, "8000x6000 (48 MP)"),  # under PIL's thresholds: our cap, from the header
+    ],
+)
+def test_pixel_bombs_are_refused_from_the_header_in_one_line(width, height, shown):
+    start = time.perf_counter()
+    with pytest.raises(MediaError) as caught:
+        load_media(png_declaring(width, height), filename="bomb.png")
+    message = str(caught.value)
+    assert "\n" not in message and shown in message and "M2T_MAX_PIXELS" in message
+    assert time.perf_counter() - start < 1.0  # refused before decoding anything
+
+
+def test_pixel_cap_follows_the_environment(monkeypatch):
+    buf = io.BytesIO()
+    Image.new("RGB", (200, 100), "white").save(buf, format="PNG")
+    assert load_media(buf.getvalue(), filename="ok.png").kind == "image"
+    monkeypatch.setenv("M2T_MAX_PIXELS", "10000")
+    with pytest.raises(MediaError, match=r"200x100 \(0.0 MP\), over the 0.0 MP limit"):
+        load_media(buf.getvalue(), filename="small-cap.png")
+    monkeypatch.setenv("M2T_MAX_PIXELS", "lots")
+    with pytest.raises(UserError, match="M2T_MAX_PIXELS must be a number"):
+        load_media(buf.getvalue(), filename="typo.png")
+
+
+def _big_gif(path: Path, side: int, frames: int) -> Path:
+    """An animated GIF of ``frames`` distinct ``side`` x ``side`` frames (flat shapes: small file, fast to write)."""
+    palette = [c for j in range(256) for c in (j, 255 - j, (j * 7) % 256)]
+    images = []
+    for i in range(frames):
+        im = Image.new("P", (side, side), 0)
+        im.putpalette(palette)
+        draw = ImageDraw.Draw(im)
+        draw.rectangle((i * side // frames // 2, 0, i * side // frames // 2 + side // 4, side // 3), fill=i % 250 + 1)
+        images.append(im)
+    images[0].save(path, format="GIF", save_all=True, append_images=images[1:], duration=50)
+    return path
+
+
+_MEASURE = """
+import resource, sys
+from core.media.decode import load_media
+data = open(sys.argv[1], "rb").read()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+media = load_media(data, filename="big.gif")
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(len(media.images), (after - before) / 1024, *media.errors, sep="|")
+"""
+
+
+@pytest.mark.slow
+def test_a_gif_with_many_large_frames_is_decoded_frame_by_frame(tmp_path):
+    """40 frames of 1500x1500: copying every frame first (the old way) grew the peak RSS by ~370 MB;
+    streaming keeps a few frames, measured as the peak RSS growth of a fresh process (Pillow allocates
+    outside Python's allocator, so tracemalloc would not see it)."""
+    gif = _big_gif(tmp_path / "big.gif", 1500, 40)
+    out = subprocess.run([sys.executable, "-c", _MEASURE, str(gif)], capture_output=True, text=True, cwd=ROOT,
+                         check=True, timeout=120)
+    count, grown_mb, *notes = out.stdout.strip().split("|")
+    assert int(count) == 3 and not notes
+    assert float(grown_mb) < 100, f"peak RSS grew {grown_mb} MB decoding the GIF"
+
+
+def test_a_long_animation_takes_keyframes_from_the_frames_in_its_budget(tmp_path, monkeypatch):
+    gif = _big_gif(tmp_path / "long.gif", 100, 60)
+    monkeypatch.setenv("M2T_MAX_PIXELS", str(100 * 100))  # 25 full-size frames' worth: frames 1-25 are used
+    media = load_media(gif)
+    assert media.kind == "gif" and len(media.images) == 3
+    assert any("first 25 of 60 frames" in note for note in media.errors)
+
+
+def test_a_long_silent_wav_is_refused_from_its_header():
+    start = time.perf_counter()
+    with pytest.raises(MediaError) as caught:
+        load_media(wav_bytes(301), filename="long.wav")
+    assert str(caught.value) == "long.wav: the audio is 301 s long, over the 300 s limit (M2T_MAX_AUDIO_S)"
+    assert time.perf_counter() - start < 1.0
+    assert load_media(wav_bytes(299), filename="ok.wav").audio_seconds == pytest.approx(299, abs=0.1)
+
+
+def test_audio_that_outruns_its_header_is_stopped_while_decoding(monkeypatch):
+    data = mp3_understating_its_length(10.0)
+    monkeypatch.setenv("M2T_MAX_AUDIO_S", "2")
+    usage_before = resource.getrusage(resource.RUSAGE_SELF).ru_utime
+    with pytest.raises(MediaError, match=r"liar.mp3: the audio runs past the 2 s limit \(M2T_MAX_AUDIO_S\)"):
+        load_media(data, filename="liar.mp3")
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_utime - usage_before < 2.0
+    monkeypatch.setenv("M2T_MAX_AUDIO_S", "20")
+    assert load_media(data, filename="liar.mp3").audio_seconds == pytest.approx(10.0, abs=0.2)
+
+
+def test_video_duration_and_frame_size_are_checked_before_decoding(video_path, monkeypatch):
+    monkeypatch.setenv("M2T_MAX_VIDEO_S", "1")
+    with pytest.raises(MediaError, match=r"clip.mp4: the video is \d+ s long, over the 1 s limit \(M2T_MAX_VIDEO_S\)"):
+        load_media(video_path)
+    monkeypatch.delenv("M2T_MAX_VIDEO_S")
+    monkeypatch.setenv("M2T_MAX_AUDIO_S", "1")
+    with pytest.raises(MediaError, match=r"the video.s sound is \d+ s long, over the 1 s limit \(M2T_MAX_AUDIO_S\)"):
+        load_media(video_path)
+    monkeypatch.delenv("M2T_MAX_AUDIO_S")
+    monkeypatch.setenv("M2T_MAX_PIXELS", "1000")
+    with pytest.raises(MediaError, match=r"the video frame is 800x450"):
+        load_media(video_path)
+
+
+def test_unreadable_paths_are_one_line(tmp_path):
+    with pytest.raises(MediaError, match="cannot read this file"):
+        load_media(tmp_path / ("x" * 300 + ".png"))  # longer than a file name may be

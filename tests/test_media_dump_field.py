@@ -42,3 +42,95 @@ def test_non_dump_text_and_garbage_give_nothing():
     assert parse_media_field("nan") == []
     assert parse_media_field("[Photo(previewUrl='x'") == []  # truncated repr from a broken CSV cell
     assert parse_media_field("[Photo(previewUrl=__import__('os').system('echo hi'))]") == []
+
+
+# --------------------------------------------------------------------------- malformed fields (issue 12/15)
+
+import random  # noqa: E402
+import time  # noqa: E402
+
+import pytest  # noqa: E402
+
+from core.errors import MediaError  # noqa: E402
+from core.media.decode import load_media  # noqa: E402
+from core.media.dump_field import read_media_field  # noqa: E402
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[Photo(previewUrl=1, fullUrl=None)]", "Photo (item 1).previewUrl must be a string URL, got int 1"),
+        ("[Video(thumbnailUrl='x', variants=5, duration=None)]",
+         "Video (item 1).variants must be a list of VideoVariant(…), got int 5"),
+        ("[" * 5000 + "Photo(", "unterminated quote or bracket"),
+        ("[" * 5000 + "Photo(previewUrl='a')" + "]" * 5000, "nests more than 8 brackets deep"),
+        ("[Photo(previewUrl=" + "-" * 15000 + "1)]", "unexpected '-'"),  # drove ast.parse into MemoryError
+        ("[Photo(previewUrl=" + "not " * 4000 + "1)]", "expected ','"),  # drove ast.parse into RecursionError
+        ("[Photo(previewUrl=" + "a." * 8000 + "b)]", "must be a string URL, got an expression"),
+        ("[Video(variants=[VideoVariant(url=3)])]", "Video (item 1).variants[0].url must be a string URL"),
+        ("[Video(variants=[VideoVariant(url='u', bitrate='high')])]", "variants[0].bitrate must be a number"),
+        ("[Video(variants=[VideoVariant(url='u', contentType=4)])]", "variants[0].contentType must be a string"),
+        ("[Video(variants=['u'])]", "variants[0] must be VideoVariant(…), got str"),
+        ("[Photo(previewUrl='a'), 5]", "item 2 must be Photo(…), Video(…) or Gif(…), got int 5"),
+        ("[Photo(previewUrl='a')] and more", "unexpected text after the closing ']'"),
+        ("[Photo(previewUrl='x' + 'y')]", "expected ','"),
+        ("[Photo(previewUrl=f'{secret}')]", "got an expression"),
+        ("[Photo(previewUrl=" + "9" * 5000 + ")]", "got an expression"),  # over Python's int-digits limit
+        ("[Photo(**kwargs)]", "unexpected '**'"),
+        ("[Photo(previewUrl='a'", "unterminated quote or bracket"),
+        ("[Photo(previewUrl=__import__('os').system('echo hi'))]", "expected ','"),
+    ],
+)
+def test_malformed_fields_are_one_clear_line(text, message):
+    with pytest.raises(MediaError) as caught:
+        read_media_field(text)
+    assert "\n" not in str(caught.value) and message in str(caught.value)
+    assert parse_media_field(text) == []  # the lenient reader (training data) skips the row's media instead
+    with pytest.raises(MediaError, match="malformed media field"):  # and the loader says the same
+        load_media(text)
+
+
+def test_a_field_over_the_size_cap_is_refused_before_parsing(monkeypatch):
+    huge = "[Photo(previewUrl='" + "a" * 5_000_000 + "')]"
+    start = time.perf_counter()
+    with pytest.raises(MediaError, match=r"5,000,022 characters, over the 20,000 limit \(M2T_MAX_DUMP_FIELD_CHARS\)"):
+        read_media_field(huge)
+    assert time.perf_counter() - start < 0.5
+    monkeypatch.setenv("M2T_MAX_DUMP_FIELD_CHARS", "30")
+    with pytest.raises(MediaError, match="over the 30 limit"):
+        read_media_field(PHOTO)
+
+
+def test_real_reprs_with_extras_still_parse():
+    text = ("[Photo(previewUrl='https://a/b(1)[2].jpg?x=\\'y\\'', fullUrl=None, altText=\"it's\"), "
+            "Video(thumbnailUrl='t.jpg', variants=[VideoVariant(contentType='video/mp4', url='v.mp4', bitrate=-1)], "
+            "duration=12.5, views=None, created=datetime.datetime(2023, 1, 2, tzinfo=datetime.timezone.utc)),\n"
+            " Poll(options=['a', 'b'])]")
+    photo, video = read_media_field(text)
+    assert photo.url == "https://a/b(1)[2].jpg?x='y'" and photo.fallback_urls == ()
+    assert video.url == "v.mp4" and video.fallback_urls == ("t.jpg",)
+
+
+def test_fuzzed_fields_never_raise_anything_but_a_media_error():
+    """Mutations of real fields (cuts, repeats, swapped characters, inserted brackets and quotes) either
+    parse to items with string URLs or give one MediaError line: never another exception."""
+    rng = random.Random(0)
+    seeds = [PHOTO, VIDEO, GIF, PHOTO[:-1] + ", " + GIF[1:]]
+    alphabet = "[](),='\"\\-.0123456789abcNoneTrue_ \n#*"
+    for _ in range(3000):
+        text = list(rng.choice(seeds))
+        for _ in range(rng.randint(1, 6)):
+            op, at = rng.random(), rng.randrange(len(text) + 1)
+            if op < 0.4:
+                text.insert(at, rng.choice(alphabet) * rng.choice((1, 1, 2, 50)))
+            elif op < 0.7 and text:
+                del text[at - 1 : at - 1 + rng.randint(1, 20)]
+            elif text:
+                text[at - 1] = rng.choice(alphabet)
+        candidate = "".join(text)
+        try:
+            items = read_media_field(candidate)
+        except MediaError as exc:
+            assert "\n" not in str(exc)
+            continue
+        assert all(isinstance(u, str) and u for i in items for u in (i.url, *i.fallback_urls))

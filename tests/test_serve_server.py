@@ -139,10 +139,53 @@ def test_early_exit_shows_streamlit_output(app: Path) -> None:
 
 def test_flags_are_checked_before_starting(app: Path) -> None:
     with pytest.raises(UserError, match="add --tunnel"):
-        serve.serve(port=free_port(), auth="demo:long-enough", app=app)
+        serve.serve(port=free_port(), no_auth=True, app=app)
+    with pytest.raises(UserError, match="8 to 128"):
+        serve.serve(port=free_port(), auth="demo:short", app=app)  # --auth alone guards the local port
     with pytest.raises(UserError, match="8 to 128"):
         serve.serve(port=free_port(), tunnel=True, auth="demo:short", app=app)
     with pytest.raises(UserError, match="unknown profile"):
         serve.start_server(free_port(), app=app, profile="cloud")
     with pytest.raises(UserError, match="app not found"):
         serve.start_server(free_port(), app=app.parent / "missing.py")
+
+
+# --------------------------------------------------------------------------- the child's environment
+
+
+FAKE_SECRETS = {
+    "NGROK_AUTHTOKEN": "2tEsT_ngrok_token_never_in_the_app",
+    "OPENAI_API_KEY": "sk-test", "AWS_SECRET_ACCESS_KEY": "aws-test", "GITHUB_TOKEN": "ghp-test",
+    "DB_PASSWORD": "pw-test", "SSH_AUTH_SOCK": "/tmp/agent.sock", "GOOGLE_APPLICATION_CREDENTIALS": "/k.json",
+    "KAGGLE_KEY": "kaggle-test", "HF_TOKEN": "hf_test",
+}
+KEPT = {"M2T_RESULTS_DB": "/tmp/results.sqlite", "M2T_MAX_MEDIA_BYTES": "1000000",
+        "TOKENIZERS_PARALLELISM": "false", "LANG": "C.UTF-8"}
+
+
+@pytest.mark.parametrize(("profile", "hub_token_kept"), [("offline", False), ("hub", True), (None, False)])
+def test_child_environment_drops_secrets(profile: str | None, hub_token_kept: bool) -> None:
+    env = serve.child_environment({**FAKE_SECRETS, **KEPT, "PATH": "/usr/bin"}, profile)
+    assert {k: env[k] for k in KEPT} == KEPT and env["PATH"] == "/usr/bin"
+    assert ("HF_TOKEN" in env) is hub_token_kept
+    assert not set(FAKE_SECRETS) - {"HF_TOKEN"} & set(env)
+    # the profile may also come from the environment (M2T_PROFILE=hub m2t serve)
+    assert "HF_TOKEN" in serve.child_environment({"HF_TOKEN": "x", "M2T_PROFILE": "hub"}, None)
+
+
+@pytest.mark.slow
+def test_streamlit_child_gets_no_ngrok_token(app: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real child process, read back from /proc: the token stays in the serving process."""
+    for name, value in {**FAKE_SECRETS, **KEPT}.items():
+        monkeypatch.setenv(name, value)
+    server = serve.start_server(free_port(), app=app, profile="offline")
+    try:
+        serve.wait_until_ready(server, timeout=60)
+        child_env = psutil.Process(server.proc.pid).environ()
+        raw = Path(f"/proc/{server.proc.pid}/environ").read_bytes()
+    finally:
+        server.stop()
+    assert "NGROK_AUTHTOKEN" not in child_env
+    assert FAKE_SECRETS["NGROK_AUTHTOKEN"].encode() not in raw
+    assert not set(FAKE_SECRETS) & set(child_env)  # offline profile: HF_TOKEN dropped as well
+    assert child_env["M2T_RESULTS_DB"] == KEPT["M2T_RESULTS_DB"] and child_env["M2T_PROFILE"] == "offline"

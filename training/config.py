@@ -93,13 +93,44 @@ def build_parser(cls: type, description: str = "", prog: str | None = None) -> a
     return parser
 
 
+def check_outputs(cfg: Any) -> None:
+    """Where a trainer will write, checked before any model loads (a typo must not cost a training run).
+
+    ``output_dir`` must be a folder that exists or can be created; the results store, when the run will
+    record scores there, must be a usable SQLite store (not garbage, not locked past the busy timeout).
+    """
+    from core.eval.store import check_store
+    from core.outputs import writable_folder
+
+    for name in ("output_dir", "out_dir", "out"):  # the trainers, instruction_data, ct2_whisper
+        if isinstance(getattr(cfg, name, None), str) and getattr(cfg, name):
+            writable_folder(getattr(cfg, name), "--" + name.replace("_", "-"))
+    if hasattr(cfg, "results_db") and not getattr(cfg, "skip_eval", False):
+        check_store(cfg.results_db or None)
+
+
 def parse_config(
     cls: type[T], argv: list[str] | None = None, description: str = "", prog: str | None = None
 ) -> tuple[T, set[str]]:
-    """The config from the command line, and the names of the options given explicitly."""
-    namespace = build_parser(cls, description, prog).parse_args(argv)
+    """The config from the command line, and the names of the options given explicitly.
+
+    Output paths are checked here, while only arguments are known: a bad one exits 2 with one
+    ``error:`` line, as argparse does for a bad flag.
+    """
+    import sys
+
+    from core.errors import UserError
+
+    parser = build_parser(cls, description, prog)
+    namespace = parser.parse_args(argv)
     given = vars(namespace)
-    return cls(**given), set(given)
+    cfg = cls(**given)
+    try:
+        check_outputs(cfg)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    return cfg, set(given)
 
 
 def apply_preset(cfg: T, preset: dict[str, Any], explicit: set[str]) -> T:

@@ -161,15 +161,20 @@ def _table(results: dict) -> str:
 
 
 def configure_bench(p) -> None:
-    p.add_argument("--out", default="bench/results.json", help="where to write the JSON results")
-    p.add_argument("--prompts", type=int, default=16, help="prompts for the batching comparison")
-    p.add_argument("--max-new-tokens", type=int, default=60)
+    from core.commands import positive_int
+
+    p.add_argument("--out", default="bench/results.json",
+                   help="where to write the JSON results (missing folders are created)")
+    p.add_argument("--prompts", type=positive_int, default=16, help="prompts for the batching comparison")
+    p.add_argument("--max-new-tokens", type=positive_int, default=60)
 
 
 def run_bench(args) -> int:
+    from core.outputs import writable_file
     from core.pipeline import Pipeline
     from core.registry import TASKS, resolve
 
+    writable_file(args.out, "--out", make_parents=True)  # minutes of benchmarks must not end in "cannot write"
     specs = {task: resolve(task, profile=args.profile, device=args.device) for task in TASKS}
     print("benchmarking model loads…", file=sys.stderr)
     loads = bench_loads(specs)

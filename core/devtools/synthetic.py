@@ -445,8 +445,26 @@ def make_caption_set(out_dir: str | Path, n: int = 20, seed: int = 0) -> Path:
 
 
 @dataclass(frozen=True)
+class Voice:
+    """How a brand writes, whatever it advertises: the habits that history examples should teach a model.
+
+    Every generated tweet of a brand carries its habits with fixed rates, so an evaluation can tell a
+    model that learned the voice (signature hashtag, sign-off, emoji, casing, length) from one that did not.
+    """
+
+    hashtag: str = ""  # signature hashtag, e.g. "#NorthwindMornings"
+    signoff: str = ""  # closing line, e.g. "Stay cozy ☕"
+    casing: str = "normal"  # normal | lower (whole tweet lowercase) | shout (offers in CAPITALS)
+    emojis: tuple[str, ...] = ()  # the brand's emoji habit (one of them after the main sentence)
+    extra: str = ""  # a second sentence long-winded brands add (empty: short tweets)
+    hashtag_rate: float = 0.85
+    signoff_rate: float = 0.8
+    emoji_rate: float = 0.7
+
+
+@dataclass(frozen=True)
 class Brand:
-    """A fictional company with what its posters advertise."""
+    """A fictional company with what its posters advertise and how it writes about it."""
 
     name: str
     username: str
@@ -455,6 +473,7 @@ class Brand:
     fg: Color
     bg: Color
     font: str
+    voice: Voice = Voice()
 
 
 BRANDS: tuple[Brand, ...] = (
@@ -466,6 +485,7 @@ BRANDS: tuple[Brand, ...] = (
         (60, 30, 10),
         (245, 230, 210),
         "DejaVuSerif.ttf",
+        Voice("#NorthwindMornings", "Stay cozy, friends.", "normal", ("☕",), "Pull up a chair and stay a while."),
     ),
     Brand(
         "Aurora Motors",
@@ -475,6 +495,7 @@ BRANDS: tuple[Brand, ...] = (
         (240, 240, 250),
         (20, 30, 60),
         "LiberationSans-Bold.ttf",
+        Voice("#DriveAurora", "Drive bright.", "normal", (), "", emoji_rate=0.0),
     ),
     Brand(
         "Pixel Peak",
@@ -484,6 +505,7 @@ BRANDS: tuple[Brand, ...] = (
         (10, 10, 10),
         (200, 235, 250),
         "DejaVuSans-Bold.ttf",
+        Voice("#PeakTech", "Level up!", "shout", ("⚡", "🔥"), ""),
     ),
     Brand(
         "GreenLeaf Foods",
@@ -493,6 +515,7 @@ BRANDS: tuple[Brand, ...] = (
         (250, 250, 240),
         (30, 110, 50),
         "FreeSansBold.ttf",
+        Voice("#EatGreen", "eat well, live well", "lower", ("🌱", "🥑"), "good food, good mood."),
     ),
     Brand(
         "Skyline Airways",
@@ -502,6 +525,27 @@ BRANDS: tuple[Brand, ...] = (
         (20, 20, 80),
         (250, 250, 255),
         "LiberationSerif-Bold.ttf",
+        Voice("#FlySkyline", "See you onboard!", "normal", ("✈️",), "Pack your bags and bring your smile."),
+    ),
+    Brand(
+        "Orbit Lab",
+        "OrbitLabSpace",
+        "orbit lab",
+        ("Nova Rocket Kit", "Star Map", "Launch Tour", "Moon Lamp"),
+        (230, 230, 255),
+        (10, 10, 40),
+        "DejaVuSans.ttf",
+        Voice("#ToTheStars", "Ad astra.", "normal", ("🚀", "🌌"), ""),
+    ),
+    Brand(
+        "Harbor Books",
+        "HarborBooks",
+        "harbor books",
+        ("Mystery Box Set", "Poetry Collection", "Kids Picture Books", "Signed First Editions"),
+        (40, 20, 20),
+        (250, 245, 225),
+        "LiberationSerif-Regular.ttf",
+        Voice("#ReadMore", "Happy reading!", "lower", ("📚",), "a good book is a good friend."),
     ),
 )
 
@@ -516,8 +560,9 @@ _REGISTER = {"very low": "low", "low": "low", "medium": "medium", "high": "high"
 
 
 def _tweet_text(rng: random.Random, brand: Brand, product: str, offer: str, day: str, likes: int) -> str:
-    """Reference tweet from the visible facts; wording depends on the likes bucket."""
-    offer_words = offer.lower() if offer != "NEW" else "new"
+    """Reference tweet from the visible facts (wording by likes bucket), then the brand's voice around it."""
+    voice = brand.voice
+    offer_words = offer if voice.casing == "shout" else offer.lower() if offer != "NEW" else "new"
     day_words = day.lower()
     bucket = _REGISTER[likes_bucket(likes) or "low"]
     if bucket == "low":
@@ -527,15 +572,26 @@ def _tweet_text(rng: random.Random, brand: Brand, product: str, offer: str, day:
         )
     elif bucket == "medium":
         options = (
-            f"Have you tried the {product}? {offer_words.capitalize()} {day_words} at {brand.name}!",
-            f"Your new favourite: {product}. {offer_words.capitalize()} {day_words}!",
+            f"Have you tried the {product}? {offer_words[0].upper() + offer_words[1:]} {day_words} at {brand.name}!",
+            f"Your new favourite: {product}. {offer_words[0].upper() + offer_words[1:]} {day_words}!",
         )
     else:
         options = (
             f"Big news! The {product} is here and it's {offer_words} {day_words}. Don't miss it!",
             f"You asked, we listened: {product}, {offer_words} {day_words}! Thank you for the love!",
         )
-    text = rng.choice(options)
+    parts = [rng.choice(options)]
+    if voice.emojis and rng.random() < voice.emoji_rate:
+        parts[0] += " " + rng.choice(voice.emojis)
+    if voice.extra and rng.random() < 0.6:
+        parts.append(voice.extra)
+    if voice.signoff and rng.random() < voice.signoff_rate:
+        parts.append(voice.signoff)
+    text = " ".join(parts)
+    if voice.casing == "lower":  # the facts stay (lowercase), the habit shows
+        text = text.lower()
+    if voice.hashtag and rng.random() < voice.hashtag_rate:
+        text = f"{text} {voice.hashtag}"
     if rng.random() < 0.25:
         text = f"<mention> {text}"
     if rng.random() < 0.5:

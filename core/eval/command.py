@@ -29,11 +29,12 @@ from typing import TYPE_CHECKING, Any
 from core.console import emit, say
 from core.errors import MediaError, UserError
 from core.eval.datasets import TASKS, Dataset, Item, load_dataset, normalize_task, read_predictions
-from core.eval.scoring import LABELS, SAMPLE_METRIC, record_run, score
-from core.eval.store import RunRecord, SampleRecord, default_store_path
+from core.eval.scoring import LABELS, SAMPLE_METRIC, record_run, score, signature_groups
+from core.eval.store import RunRecord, SampleRecord, StoreError, check_store, default_store_path, save_unrecorded
 
 if TYPE_CHECKING:
 
+    from core.brand.evaluation import BrandEval
     from core.pipeline import Pipeline
     from core.stages.llm import GenerationConfig
 
@@ -53,6 +54,8 @@ class Outcome:
     details: dict[str, str] = field(default_factory=dict)
     audio_s: float = 0.0  # asr: seconds of audio transcribed
     process_s: float = 0.0  # asr: seconds spent transcribing it
+    grounding: dict = field(default_factory=dict)  # llm: the tweet's grounding report
+    fallback: bool = False  # llm with history: the brand had no earlier tweet
 
 
 def build_pipeline(
@@ -150,22 +153,32 @@ def _chunks(items: Sequence[Item], size: int) -> Iterator[Sequence[Item]]:
 
 
 def _predict_tweets(
-    pipeline: Pipeline, data: Dataset, cfg: GenerationConfig, advance: Callable[[int], None]
+    pipeline: Pipeline, data: Dataset, cfg: GenerationConfig, advance: Callable[[int], None],
+    brand: BrandEval | None = None,
 ) -> list[Outcome]:
-    """Batched like ``core batch``: analyse each row's media, then generate a chunk's tweets together."""
+    """Batched like ``core batch``: analyse each row's media, then generate a chunk's tweets together.
+
+    With ``brand`` history, each row's prompt shows its brand's earlier tweets (never itself, never a later one).
+    """
     import pandas as pd
 
     from core.batch import row_request
+    from core.brand import evaluation as brand_eval
 
     outcomes = []
     for chunk in _chunks(data.items, cfg.batch_size):
         requests = [row_request(pd.Series(item.row), data.base_dir) for item in chunk]
+        if brand is not None:
+            requests = [brand_eval.configure(r, item, brand) for r, item in zip(requests, chunk, strict=True)]
         for prediction in pipeline.predict_many(requests, cfg):
             analysis = prediction.analysis
             details = {"caption": analysis.caption, "ocr": " ".join(analysis.ocr.split())}
             if analysis.transcript:
                 details["transcript"] = analysis.transcript
-            outcomes.append(Outcome(prediction.tweet, error="; ".join(analysis.errors), details=details))
+            details.update(brand_eval.details(prediction))
+            outcomes.append(Outcome(prediction.tweet, error="; ".join(analysis.errors), details=details,
+                                    grounding=prediction.grounding,
+                                    fallback=bool(analysis.brand is not None and analysis.brand.fallback)))
         advance(len(chunk))
     return outcomes
 
@@ -180,7 +193,8 @@ def _preload(task: str, pipeline: Pipeline) -> float:
 
 
 def run_model(
-    task: str, pipeline: Pipeline, data: Dataset, cfg: GenerationConfig | None = None, progress: bool = True
+    task: str, pipeline: Pipeline, data: Dataset, cfg: GenerationConfig | None = None, progress: bool = True,
+    brand: BrandEval | None = None,
 ) -> tuple[list[Outcome], float]:
     """Predictions for every item and the seconds they took (model loading excluded)."""
     from tqdm import tqdm
@@ -192,7 +206,7 @@ def run_model(
     ) as bar:
         start = time.perf_counter()
         if task == "llm":
-            outcomes = _predict_tweets(pipeline, data, cfg or GenerationConfig(), bar.update)
+            outcomes = _predict_tweets(pipeline, data, cfg or GenerationConfig(), bar.update, brand)
         else:
             outcomes = _predict_items(task, pipeline, data, bar.update)
         return outcomes, time.perf_counter() - start
@@ -224,6 +238,7 @@ class Evaluation:
     db: Path
     dropped: int = 0
     load_s: float | None = None
+    protocol: str = ""  # tweet runs with history: the split or history file and examples per row
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -232,6 +247,7 @@ class Evaluation:
             "sample_metric": SAMPLE_METRIC[self.run.task],
             "dropped_without_reference": self.dropped,
             "model_load_s": self.load_s,
+            "protocol": self.protocol,
         }
 
 
@@ -261,16 +277,37 @@ def evaluate(
     db: str | Path | None = None,
     bootstrap: int = 1000,
     progress: bool = True,
+    history: str | Path | None = None,
+    split: str | None = None,
+    cutoff: str | None = None,
+    examples: int = 3,
+    split_seed: int = 0,
 ) -> Evaluation:
     """Score ``task`` on ``data`` and record the run; return what was recorded.
 
     With ``predictions`` no model runs: the file's answers are scored and the run is recorded
     under ``model`` (default ``"external"``).  Otherwise ``pipeline`` (built from ``model``,
     ``adapter``, ``profile`` and ``device`` when not given) answers each item.  The data is read
-    and checked before any model loads, so a bad file fails in a second.
+    and checked before any model loads, so a bad file fails in a second; so is the results store
+    (garbage, damaged, locked, unwritable), and a run whose recording still fails after scoring is saved
+    as JSON beside the store (the :class:`StoreError` names the file).
+
+    Tweet runs only: ``split`` (``brand`` or ``time``, with ``cutoff``) scores held-out rows of ``data`` with
+    the rest as brand history; ``history`` names a separate history dump; ``examples`` is how many history
+    tweets each prompt shows (0: none, the no-history baseline on the same rows). See :mod:`core.brand.evaluation`.
     """
+    from core.brand import evaluation as brand_eval
+
     task = normalize_task(task)
-    dataset = load_dataset(task, data, limit)
+    brand = None
+    if task == "llm" and (history is not None or split is not None):
+        dataset, brand = brand_eval.prepare(load_dataset(task, data, None), history=history, split=split,
+                                            cutoff=cutoff, seed=split_seed, k=examples, limit=limit)
+    elif history is not None or split is not None:
+        raise UserError("--history and --split apply to --task llm only")
+    else:
+        dataset = load_dataset(task, data, limit)
+    db = check_store(db)
     references = [item.reference for item in dataset.items]
     outcomes: list[Outcome] | None = None
     seconds = load_s = None
@@ -282,20 +319,45 @@ def evaluate(
         spec = pipeline.specs[TASKS[task].stage]
         model_name, adapter_name = spec.model, spec.adapter
         load_s = _preload(task, pipeline)
-        outcomes, seconds = run_model(task, pipeline, dataset, generation, progress)
+        outcomes, seconds = run_model(task, pipeline, dataset, generation, progress, brand)
         answers = [o.prediction for o in outcomes]
 
     scored = score(task, answers, references, bootstrap)
     timing = _timing_fields(task, outcomes, seconds)
     media_errors = sum(1 for o in outcomes or [] if o.error)
     inputs = [_sample_input(task, item, outcomes[i] if outcomes else None) for i, item in enumerate(dataset.items)]
-    run, samples, db_path = record_run(
-        task, model=model_name, adapter=adapter_name, dataset=dataset.path, predictions=answers,
-        references=references, inputs=inputs, scored=scored,
-        extra_metrics={**timing["extra"], "media_errors": float(media_errors)},
-        wall_time_s=timing["wall_time_s"], db=db,
-    )
-    return Evaluation(run, samples, db_path, dropped=dataset.dropped, load_s=load_s)
+    extra = {**timing["extra"], "media_errors": float(media_errors)}
+    if brand is not None:
+        voices = [brand_eval.row_voice(brand, item) for item in dataset.items]
+        groundings = [o.grounding for o in outcomes] if outcomes else []
+        fallbacks = [o.fallback for o in outcomes] if outcomes and brand.k > 0 else None
+        extra.update(brand_eval.grounding_metrics(groundings, answers, references, voices, fallbacks))
+        extra.update(brand_eval.floor_metrics(answers, references))
+        extra["history_examples"] = float(brand.k)
+    try:
+        run, samples, db_path = record_run(
+            task, model=model_name, adapter=adapter_name, dataset=dataset.path, predictions=answers,
+            references=references, inputs=inputs, scored=scored, extra_metrics=extra,
+            wall_time_s=timing["wall_time_s"], db=db,
+        )
+    except StoreError as exc:
+        if exc.saved_to is not None:  # the store saved the run itself
+            raise
+        # The store failed before it had the run (e.g. the file was replaced while the model ran).
+        # Same shape as the store's own fallback: {"db", "run", "samples"}.
+        payload = {
+            "db": str(db),
+            "run": {"task": task, "model": model_name, "adapter": adapter_name, "dataset": str(dataset.path),
+                    "n": len(answers), "metrics": {**scored["metrics"], **extra}, "ci": scored["ci"],
+                    "signature": scored.get("signature"), "wall_time_s": timing["wall_time_s"]},
+            "samples": [{"idx": i, "input": inp, "prediction": pred, "reference": ref}
+                        for i, (inp, pred, ref) in enumerate(zip(inputs, answers, references, strict=True))],
+        }
+        saved = save_unrecorded(db, payload)
+        where = f"its scores are saved in {saved}" if saved else "and no folder could take a JSON copy"
+        raise StoreError(f"{exc}; the run was not recorded, {where}", saved_to=saved) from None
+    return Evaluation(run, samples, db_path, dropped=dataset.dropped, load_s=load_s,
+                      protocol=brand.describe() if brand is not None else "")
 
 
 # --------------------------------------------------------------------------- CLI
@@ -307,6 +369,8 @@ def _format_value(key: str, value: float) -> str:
 
 def summary_table(evaluation: Evaluation) -> str:
     """The human summary: what ran on what, each metric with its 95 % bootstrap interval."""
+    from core.brand.evaluation import LABELS as BRAND_LABELS
+
     run = evaluation.run
     skipped = f" ({evaluation.dropped} rows without a reference skipped)" if evaluation.dropped else ""
     lines = [
@@ -314,16 +378,18 @@ def summary_table(evaluation: Evaluation) -> str:
         f"model      {run.model}" + (f" + adapter {run.adapter}" if run.adapter else ""),
         f"data       {run.dataset} (sha256 {(run.dataset_hash or '')[:12]}…)",
         f"n          {run.n}{skipped}",
+        *([f"protocol   {evaluation.protocol}"] if evaluation.protocol else []),
         "",
         f"{'metric':<18} {'value':>9}   95% CI",
     ]
     for key, value in run.metrics.items():
         low_high = run.ci.get(key)
         interval = f"[{_format_value(key, low_high[0])}, {_format_value(key, low_high[1])}]" if low_high else ""
-        lines.append(f"{LABELS.get(key, key):<18} {_format_value(key, value):>9}   {interval}")
+        label = LABELS.get(key) or BRAND_LABELS.get(key, key)[:18]
+        lines.append(f"{label:<18} {_format_value(key, value):>9}   {interval}")
     lines.append("")
-    if run.signature:
-        lines.append(f"sacrebleu  {run.signature}")
+    for labels, signature in signature_groups(run.signature):
+        lines.append(f"signature  {labels}: {signature}")
     if run.wall_time_s is not None:
         load = f"; models loaded in {evaluation.load_s:.1f} s, not counted" if evaluation.load_s is not None else ""
         lines.append(f"time       {run.wall_time_s:.1f} s, {run.throughput or 0:.2f} items/s{load}")
@@ -352,10 +418,17 @@ def run_evaluate(args: argparse.Namespace) -> int:
         generation=generation,
         db=args.db,
         bootstrap=args.bootstrap,
+        history=args.history,
+        split=args.split,
+        cutoff=args.cutoff,
+        examples=args.examples,
+        split_seed=args.split_seed,
     )
     errors = int(evaluation.run.metrics.get("media_errors", 0))
     if errors:
         say(f"warning: {errors} of {evaluation.run.n} items had a media error (see the samples' input.error)")
+    for warning in evaluation.run.warnings:
+        say(f"warning: {warning}")
     emit(evaluation.to_dict(), args.json, summary_table(evaluation))
     return 0
 
@@ -364,6 +437,16 @@ def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
     return value
 
 
@@ -388,3 +471,11 @@ def configure_evaluate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-new-tokens", type=_positive_int, default=60, help="tweet task: tokens per tweet")
     p.add_argument("--batch-size", type=_positive_int, default=8, help="tweet task: prompts generated together")
     p.add_argument("--bootstrap", type=int, default=1000, help="resamples for the 95%% CIs (0: none)")
+    p.add_argument("--history", metavar="CSV", help="tweet task: a tweet dump with content whose tweets become each "
+                   "row's examples (same account first; never the row itself or a later tweet)")
+    p.add_argument("--split", choices=("brand", "time"), help="tweet task: score held-out rows of --data, the rest "
+                   "being the history: brand = a seeded 20%% of accounts, time = the latest 20%% (or --cutoff)")
+    p.add_argument("--cutoff", metavar="DATE", help="--split time: rows dated on or after DATE are the test set")
+    p.add_argument("--examples", type=_non_negative_int, default=3, metavar="K",
+                   help="history tweets per prompt (0: none: the no-history baseline on the same rows)")
+    p.add_argument("--split-seed", type=int, default=0, help="--split brand: which accounts are held out")

@@ -1,14 +1,26 @@
 """Text and speech metrics with bootstrap confidence intervals (pure functions, no UI).
 
-Scales: every score is on 0-100 (BLEU, BLEU-n precisions, ROUGE-L F, chrF, WER, CER)
+Scales: every score is on 0-100 (BLEU, BLEU-n precisions, both ROUGE-Ls, chrF, WER, CER)
 so tables read alike, except CIDEr-D, which is reported as pycocoevalcap returns it
 (0-10 scale; captioning papers often print it x100).
 
-Tweet placeholders: references keep ``<hyperlink>``/``<mention>``.  Left alone,
-sacrebleu's 13a tokenizer would split each into three tokens (``< hyperlink >``) and
-reward a model for the angle brackets.  Before *every* text metric we therefore replace
-each placeholder by one alphanumeric word (``xxhyperlinkxx``/``xxmentionxx``) in both
-hypotheses and references, so a placeholder is exactly one token everywhere.
+Preprocessing, per metric (each result carries a signature naming it, see :func:`text_scores`):
+
+* BLEU, chrF: sacrebleu defaults (13a tokeniser, mixed case; chrF has no tokeniser), no normaliser.
+* ROUGE-L (``rougeL``): rouge-score's rougeL F1 against the best reference, its own tokeniser
+  (lowercase, ``[a-z0-9]+`` words), no stemmer.
+* COCO ROUGE-L (``rougeL_coco``) and CIDEr-D: pycocoevalcap's definitions on the COCO caption
+  evaluation's tokens (:mod:`core.eval.ptb`: Stanford PTB rules, lowercase, punctuation removed),
+  references tokenised in one call and predictions in another, as pycocoevalcap does.
+* WER, CER: jiwer after Whisper's English normaliser (:func:`core.eval.normalizer.normalize`).
+
+Tweet placeholders: references keep ``<hyperlink>``/``<mention>``.  Left alone, sacrebleu's
+13a tokenizer splits each into three tokens (``< hyperlink >``) and rewards a model for the
+angle brackets.  So by default (``placeholders="words"``) each placeholder becomes one
+alphanumeric word (``xxhyperlinkxx``/``xxmentionxx``) in hypotheses and references before every
+text metric, so a placeholder is exactly one token everywhere; ``placeholders="raw"`` scores the
+text as it is, which is what plain sacrebleu on the same files reports.  The choice is part of
+the signature, since it moves BLEU by several points.
 
 Confidence intervals: percentile bootstrap (2.5/97.5) over samples.  Corpus metrics
 (BLEU, chrF, WER, CER) are recomputed from resampled *sufficient statistics*, the
@@ -21,22 +33,25 @@ O(bootstrap x corpus) alternative).  All metrics of one call share the same resa
 from __future__ import annotations
 
 import math
-import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from functools import lru_cache
-from typing import Any
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any, Literal
 
 import numpy as np
 
 from core.errors import UserError
-from core.eval.normalizer import normalize, placeholders_to_words
+from core.eval.normalizer import SPELLING_ENTRIES, normalize, placeholders_to_words
+from core.eval.ptb import ptb_tokenize, ptb_tokenize_lines
 
 References = Sequence[str] | Sequence[Sequence[str]]
+Placeholders = Literal["words", "raw"]
 
+PLACEHOLDER_MODES: tuple[str, ...] = ("words", "raw")
 CIDER_N = 4
 CIDER_SIGMA = 6.0
-_TOKEN_RE = re.compile(r"[a-z0-9]+(?:'[a-z0-9]+)*")
+COCO_ROUGE_BETA = 1.2
 
 
 # ---------------------------------------------------------------- input checking
@@ -79,6 +94,16 @@ def _single_references(predictions: Sequence[str], references: Sequence[str]) ->
     if bad:
         raise UserError(f"reference #{bad[0]} is not a string")
     return preds, list(references)
+
+
+def _check_placeholders(placeholders: str) -> None:
+    if placeholders not in PLACEHOLDER_MODES:
+        raise UserError(f"placeholders must be one of {', '.join(PLACEHOLDER_MODES)}, got {placeholders!r}")
+
+
+def _prepare(text: str, placeholders: str) -> str:
+    """The text a metric sees: placeholders rewritten to one word each, or left as they are."""
+    return placeholders_to_words(text) if placeholders == "words" else text
 
 
 def _check_bootstrap(bootstrap: int) -> None:
@@ -153,7 +178,7 @@ def _chrf_from_stats(chrf: Any, stats: np.ndarray) -> dict[str, float]:
     return {"chrf": float(chrf._compute_score_from_stats([int(round(x)) for x in stats]).score)}
 
 
-def sample_bleu(prediction: str, references: str | Sequence[str]) -> float:
+def sample_bleu(prediction: str, references: str | Sequence[str], *, placeholders: Placeholders = "words") -> float:
     """Sentence BLEU (0-100, sacrebleu defaults for sentences: exp smoothing, effective order).
 
     For drill-down only: a corpus BLEU is *not* the mean of these.
@@ -161,9 +186,10 @@ def sample_bleu(prediction: str, references: str | Sequence[str]) -> float:
     from sacrebleu.metrics import BLEU
 
     _, refs = _reference_lists([prediction], [references])
-    hyp = placeholders_to_words(prediction)
+    _check_placeholders(placeholders)
+    hyp = _prepare(prediction, placeholders)
     return float(
-        BLEU(effective_order=True).sentence_score(hyp, [placeholders_to_words(r) for r in refs[0]]).score
+        BLEU(effective_order=True).sentence_score(hyp, [_prepare(r, placeholders) for r in refs[0]]).score
     )
 
 
@@ -177,20 +203,87 @@ def _rouge_scorer() -> Any:
     return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
 
 
-def sample_rouge_l(prediction: str, references: str | Sequence[str]) -> float:
-    """ROUGE-L F-measure (0-100) against the best-matching reference."""
+def sample_rouge_l(
+    prediction: str, references: str | Sequence[str], *, placeholders: Placeholders = "words"
+) -> float:
+    """ROUGE-L F1 (0-100, rouge-score's ``rougeL``, no stemmer) against the best-matching reference."""
     _, refs = _reference_lists([prediction], [references])
-    targets = [placeholders_to_words(r) for r in refs[0]]
-    scores = _rouge_scorer().score_multi(targets, placeholders_to_words(prediction))
+    _check_placeholders(placeholders)
+    targets = [_prepare(r, placeholders) for r in refs[0]]
+    scores = _rouge_scorer().score_multi(targets, _prepare(prediction, placeholders))
     return 100.0 * float(scores["rougeL"].fmeasure)
+
+
+def _lcs_length(a: list[str], b: list[str]) -> int:
+    """Length of the longest common subsequence of two token lists."""
+    if len(a) < len(b):
+        a, b = b, a
+    previous = [0] * (len(b) + 1)
+    for token in a:
+        current = [0]
+        for j, other in enumerate(b, start=1):
+            current.append(previous[j - 1] + 1 if token == other else max(previous[j], current[j - 1]))
+        previous = current
+    return previous[-1]
+
+
+def _coco_rouge_l(candidate: str, references: list[str], beta: float = COCO_ROUGE_BETA) -> float:
+    """pycocoevalcap's ``Rouge.calc_score`` on tokenised text (0-1).
+
+    Not rouge-score's F1: precision and recall are each maximised over the references
+    (possibly from different ones) and combined with beta = 1.2, which weighs recall more.
+    Tokens are split on single spaces as there (an empty caption is one empty token).
+    """
+    cand = candidate.split(" ")
+    precisions, recalls = [], []
+    for reference in references:
+        ref = reference.split(" ")
+        lcs = _lcs_length(ref, cand)
+        precisions.append(lcs / len(cand))
+        recalls.append(lcs / len(ref))
+    p, r = max(precisions), max(recalls)
+    if p == 0 or r == 0:
+        return 0.0
+    return (1 + beta**2) * p * r / (r + beta**2 * p)
+
+
+def rouge_l_coco_per_sample(
+    predictions: Sequence[str], references: References, *, placeholders: Placeholders = "words"
+) -> list[float]:
+    """Per-sample COCO ROUGE-L (0-100): pycocoevalcap's ``Rouge`` on the COCO caption evaluation's tokens.
+
+    The corpus value (what captioning papers report as ROUGE-L) is the mean of these.
+    """
+    test, refs = coco_tokenize(predictions, references, placeholders=placeholders)
+    return [100.0 * _coco_rouge_l(t, group) for t, group in zip(test, refs, strict=True)]
 
 
 # ---------------------------------------------------------------- CIDEr-D
 
 
-def cider_tokens(text: str) -> list[str]:
-    """Lowercase word tokens without punctuation, approximating pycocoevalcap's PTBTokenizer."""
-    return _TOKEN_RE.findall(placeholders_to_words(text).lower())
+def cider_tokens(text: str, *, placeholders: Placeholders = "words") -> list[str]:
+    """One caption's tokens as pycocoevalcap's PTBTokenizer gives them (lowercase, punctuation removed)."""
+    _check_placeholders(placeholders)
+    return ptb_tokenize(_prepare(text, placeholders)).split()
+
+
+def coco_tokenize(
+    predictions: Sequence[str], references: References, *, placeholders: Placeholders = "words"
+) -> tuple[list[str], list[list[str]]]:
+    """Predictions and references tokenised the way pycocoevalcap's evaluation does it.
+
+    Two tokenizer calls, as ``tokenizer.tokenize(gts)`` and ``tokenizer.tokenize(res)`` there: all
+    references sample by sample in one, all predictions in the other (a caption's last token can
+    depend on the next caption, so calls matter).  Returns space-joined token strings.
+    """
+    preds, refs = _reference_lists(predictions, references)
+    _check_placeholders(placeholders)
+    flat = ptb_tokenize_lines([_prepare(r, placeholders) for group in refs for r in group])
+    grouped, start = [], 0
+    for group in refs:
+        grouped.append(flat[start : start + len(group)])
+        start += len(group)
+    return ptb_tokenize_lines([_prepare(p, placeholders) for p in preds]), grouped
 
 
 def _ngram_counts(tokens: list[str], n: int = CIDER_N) -> Counter[tuple[str, ...]]:
@@ -202,9 +295,14 @@ def _ngram_counts(tokens: list[str], n: int = CIDER_N) -> Counter[tuple[str, ...
 
 
 def cider_d_per_sample(
-    predictions: Sequence[str], references: References, *, n: int = CIDER_N, sigma: float = CIDER_SIGMA
+    predictions: Sequence[str],
+    references: References,
+    *,
+    n: int = CIDER_N,
+    sigma: float = CIDER_SIGMA,
+    placeholders: Placeholders = "words",
 ) -> list[float]:
-    """Per-sample CIDEr-D, a line-by-line port of pycocoevalcap's ``CiderScorer``.
+    """Per-sample CIDEr-D, a line-by-line port of pycocoevalcap's ``CiderScorer``, on :func:`coco_tokenize` tokens.
 
     tf-idf weights use document frequencies over the *references of this corpus* and
     ``log(number of samples)``; hypothesis n-gram weights are clipped at the reference's
@@ -212,11 +310,16 @@ def cider_d_per_sample(
     differences, scores are averaged over n = 1..4 and references and multiplied by 10.
     Faithful to a quirk of the original: the "length" is the number of *bigrams*
     (pycocoevalcap tests ``n == 1`` on a 0-based n-gram order).
-    The corpus CIDEr-D is the mean of these values.
+    The corpus CIDEr-D is the mean of these values.  With one sample every IDF is log(1) - log(1) = 0
+    and the score is 0 whatever the prediction (see ``core.eval.scoring.metric_warnings``).
     """
-    preds, refs = _reference_lists(predictions, references)
-    ctest = [_ngram_counts(cider_tokens(p), n) for p in preds]
-    crefs = [[_ngram_counts(cider_tokens(r), n) for r in group] for group in refs]
+    test, refs = coco_tokenize(predictions, references, placeholders=placeholders)
+    return _cider_d(test, refs, n, sigma)
+
+
+def _cider_d(test: list[str], refs: list[list[str]], n: int, sigma: float) -> list[float]:
+    ctest = [_ngram_counts(t.split(), n) for t in test]
+    crefs = [[_ngram_counts(r.split(), n) for r in group] for group in refs]
 
     document_frequency: Counter[tuple[str, ...]] = Counter()
     for group in crefs:
@@ -263,52 +366,129 @@ def cider_d_per_sample(
     return scores
 
 
-def cider_d(predictions: Sequence[str], references: References) -> float:
+def cider_d(predictions: Sequence[str], references: References, *, placeholders: Placeholders = "words") -> float:
     """Corpus CIDEr-D (pycocoevalcap scale: mean of per-sample scores)."""
-    return float(np.mean(cider_d_per_sample(predictions, references)))
+    return float(np.mean(cider_d_per_sample(predictions, references, placeholders=placeholders)))
+
+
+# ---------------------------------------------------------------- signatures
+
+
+def _package_version(name: str) -> str:
+    try:
+        return version(name)
+    except PackageNotFoundError:  # a version string is informative only
+        return "unknown"
+
+
+def text_signatures(bleu: Any, chrf: Any, placeholders: str) -> dict[str, str]:
+    """What each text metric did to the text, sacrebleu-style ``key:value|...``, one per metric.
+
+    sacrebleu's own signatures say nothing of what happened before sacrebleu saw the text, and the
+    placeholder rewrite alone moves BLEU by points, so each names its placeholder handling
+    (``placeholders``), normaliser (``norm``) and tokeniser (``tok``).
+    """
+    rouge = f"rouge-score:{_package_version('rouge-score')}"
+    coco = "port:pycocoevalcap-1.2|tok:ptb-corenlp-3.4.1|case:lc|punct:removed"
+    return {
+        "bleu": f"{bleu.get_signature().format()}|placeholders:{placeholders}|norm:none",
+        "chrf": f"{chrf.get_signature().format()}|placeholders:{placeholders}|norm:none",
+        "rougeL": f"{rouge}|variant:rougeL-f1|refs:best|stem:no|tok:rouge-score|case:lc|placeholders:{placeholders}",
+        "rougeL_coco": f"{coco}|variant:rougeL-coco|beta:{COCO_ROUGE_BETA}|refs:max-p-r|placeholders:{placeholders}",
+        "cider": f"{coco}|variant:cider-d|n:{CIDER_N}|sigma:{CIDER_SIGMA:g}|idf:refs|placeholders:{placeholders}",
+    }
+
+
+def speech_signature() -> str:
+    """WER/CER preprocessing: Whisper's English normaliser with its full spelling table, then jiwer."""
+    return (
+        f"jiwer:{_package_version('jiwer')}|norm:whisper-en|spelling:whisper-{SPELLING_ENTRIES}"
+        "|placeholders:tokens|corpus:pooled-edits"
+    )
+
+
+def join_signatures(signatures: dict[str, str]) -> str:
+    """One string for the store: BLEU's signature first as is, then ``; metric=signature`` for the others.
+
+    BLEU leads without a name so the string still starts with the sacrebleu signature people know.
+    """
+    parts = [signatures["bleu"]] if "bleu" in signatures else []
+    parts += [f"{metric}={sig}" for metric, sig in signatures.items() if metric != "bleu"]
+    return "; ".join(parts)
+
+
+def split_signature(signature: str | None) -> dict[str, str]:
+    """Inverse of :func:`join_signatures`; a bare sacrebleu signature (older runs) is BLEU's."""
+    out: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in (signature or "").split("; "))):
+        metric, sep, sig = part.partition("=")
+        if sep and ":" not in metric:
+            out[metric] = sig
+        else:
+            out["bleu"] = part
+    return out
 
 
 # ---------------------------------------------------------------- text_scores
 
 
 def text_scores(
-    predictions: Sequence[str], references: References, *, bootstrap: int = 1000, seed: int = 0
+    predictions: Sequence[str],
+    references: References,
+    *,
+    bootstrap: int = 1000,
+    seed: int = 0,
+    placeholders: Placeholders = "words",
 ) -> dict[str, Any]:
     """Corpus text metrics for generated tweets or captions.
 
     ``references`` is one string per prediction or a list of references per prediction.
-    Returns ``{"bleu", "bleu1".."bleu4", "rougeL", "chrf", "cider", "signature",
-    "chrf_signature", "ci": {metric: [lo, hi]}, "n"}``.  ``bleu`` is sacrebleu corpus BLEU
-    (13a, mixed case, exp smoothing); ``bleu1..4`` are its modified n-gram precisions
-    (the "60.1/35.2/..." in sacrebleu's output), not cumulative BLEU-n; ``rougeL`` is the
-    mean F-measure; all 0-100 except ``cider`` (see module docstring).
+    Returns ``{"bleu", "bleu1".."bleu4", "rougeL", "rougeL_coco", "chrf", "cider", "signature",
+    "signatures", "chrf_signature", "ci": {metric: [lo, hi]}, "n"}``.  ``bleu`` is sacrebleu
+    corpus BLEU (13a, mixed case, exp smoothing); ``bleu1..4`` are its modified n-gram precisions
+    (the "60.1/35.2/..." in sacrebleu's output), not cumulative BLEU-n; ``rougeL`` is rouge-score's
+    mean F1 (best reference, no stemmer); ``rougeL_coco`` is pycocoevalcap's ROUGE-L (what
+    captioning papers report); all 0-100 except ``cider`` (see module docstring).
+    ``signatures`` names each metric's preprocessing, ``signature`` joins them
+    (:func:`join_signatures`).  ``placeholders`` is ``"words"`` (default) or ``"raw"``.
     ``bootstrap=0`` skips the confidence intervals.
     """
     preds, refs = _reference_lists(predictions, references)
     _check_bootstrap(bootstrap)
-    hyps = [placeholders_to_words(p) for p in preds]
-    ref_groups = [[placeholders_to_words(r) for r in group] for group in refs]
+    _check_placeholders(placeholders)
+    hyps = [_prepare(p, placeholders) for p in preds]
+    ref_groups = [[_prepare(r, placeholders) for r in group] for group in refs]
     streams = _streams(ref_groups)
 
     bleu, chrf = _sacrebleu_metrics()
     bleu_stats = np.asarray(bleu._extract_corpus_statistics(hyps, streams), dtype=np.float64)
     chrf_stats = np.asarray(chrf._extract_corpus_statistics(hyps, streams), dtype=np.float64)
-    rouge = np.array([sample_rouge_l(p, r) for p, r in zip(preds, refs, strict=True)], dtype=np.float64)
-    cider = np.array(cider_d_per_sample(preds, refs), dtype=np.float64)
+    rouge = np.array(
+        [sample_rouge_l(p, r, placeholders=placeholders) for p, r in zip(preds, refs, strict=True)], dtype=np.float64
+    )
+    coco_test, coco_refs = coco_tokenize(preds, refs, placeholders=placeholders)
+    rouge_coco = np.array(
+        [100.0 * _coco_rouge_l(t, g) for t, g in zip(coco_test, coco_refs, strict=True)], dtype=np.float64
+    )
+    cider = np.array(_cider_d(coco_test, coco_refs, CIDER_N, CIDER_SIGMA), dtype=np.float64)
 
     result: dict[str, Any] = {}
     result.update(_bleu_from_stats(bleu, bleu_stats.sum(axis=0)))
     result["rougeL"] = float(rouge.mean())
+    result["rougeL_coco"] = float(rouge_coco.mean())
     result["chrf"] = _chrf_from_stats(chrf, chrf_stats.sum(axis=0))["chrf"]
     result["cider"] = float(cider.mean())
-    result["signature"] = bleu.get_signature().format()
-    result["chrf_signature"] = chrf.get_signature().format()
+    signatures = text_signatures(bleu, chrf, placeholders)
+    result["signatures"] = signatures
+    result["signature"] = join_signatures(signatures)
+    result["chrf_signature"] = signatures["chrf"]
 
     n = len(preds)
     ci: dict[str, list[float]] = {}
     ci.update(_bootstrap_ci(bleu_stats, lambda s: _bleu_from_stats(bleu, s), bootstrap, seed))
     ci.update(_bootstrap_ci(chrf_stats, lambda s: _chrf_from_stats(chrf, s), bootstrap, seed))
     ci.update(_bootstrap_ci(rouge[:, None], lambda s: {"rougeL": float(s[0]) / n}, bootstrap, seed))
+    ci.update(_bootstrap_ci(rouge_coco[:, None], lambda s: {"rougeL_coco": float(s[0]) / n}, bootstrap, seed))
     ci.update(_bootstrap_ci(cider[:, None], lambda s: {"cider": float(s[0]) / n}, bootstrap, seed))
     result["ci"] = ci
     result["n"] = n
@@ -358,7 +538,8 @@ def speech_scores(
     """Corpus WER and CER in **percent (0-100, may exceed 100)** after :func:`normalize`.
 
     Corpus rates are total edits / total reference length (jiwer's definition), not a
-    mean of per-sample rates.  Returns ``{"wer", "cer", "ci": {"wer": [lo, hi], "cer": [...]}, "n"}``.
+    mean of per-sample rates.  Returns ``{"wer", "cer", "ci": {"wer": [lo, hi], "cer": [...]},
+    "signature", "signatures", "n"}``.
     """
     preds, refs = _single_references(predictions, references)
     _check_bootstrap(bootstrap)
@@ -377,9 +558,12 @@ def speech_scores(
     ci: dict[str, list[float]] = {}
     ci.update(_bootstrap_ci(word, rate("wer"), bootstrap, seed))
     ci.update(_bootstrap_ci(char, rate("cer"), bootstrap, seed))
+    signatures = {"wer": speech_signature(), "cer": speech_signature()}
     return {
         "wer": rate("wer")(word.sum(axis=0))["wer"],
         "cer": rate("cer")(char.sum(axis=0))["cer"],
         "ci": ci,
+        "signature": join_signatures(signatures),
+        "signatures": signatures,
         "n": len(preds),
     }

@@ -5,12 +5,15 @@ punctuation, "25" vs "twenty-five"), so speech metrics are computed after a
 Whisper-style normaliser.  We reuse Whisper's own ``EnglishTextNormalizer`` as shipped
 in ``transformers`` (pure Python, no download): it lowercases, expands common
 contractions ("won't" -> "will not"), removes punctuation and symbols, and spells
-numbers as **digits** ("twenty five" -> "25").  Whisper loads its British->American
-spelling table from a hub file; offline we pass a small built-in table instead.
+numbers as **digits** ("twenty five" -> "25") and maps British spellings to American ones
+with Whisper's full 1,739-word table (``data/english.json``, shipped with the package, so no
+download).  Before the two steps below, the result equals the ``whisper-normalizer`` package's.
 
 Known Whisper quirks kept on purpose (they apply to both sides, so WER stays fair):
 a lone "one" stays a word (so "one of" is not turned into "1 of"), "oh" becomes "0",
-and words in brackets (``[music]``, ``(laughs)``) are dropped.
+"'s" becomes " is" ("the theatre's" -> "the theater is"), and words in brackets
+(``[music]``, ``(laughs)``) are dropped.  Then a token of symbols alone (a "." left from "...")
+is dropped.
 
 Tweet placeholders ``<hyperlink>`` and ``<mention>`` are protected: both functions keep
 each as one token instead of dropping it as a bracketed annotation.
@@ -18,8 +21,10 @@ each as one token instead of dropping it as a bracketed annotation.
 
 from __future__ import annotations
 
+import json
 import re
 from functools import lru_cache
+from pathlib import Path
 from typing import Protocol
 
 PLACEHOLDERS: tuple[str, ...] = ("<hyperlink>", "<mention>")
@@ -33,53 +38,19 @@ _WORD_RE = re.compile(r"\b(xxhyperlinkxx|xxmentionxx)\b")
 _SYMBOL_ONLY_RE = re.compile(r"[.$%\u00a2\u20ac\u00a3]+")
 _WORD_TO_PLACEHOLDER = {word: ph for ph, word in PLACEHOLDER_WORDS.items()}
 
-# A small British -> American table (Whisper's full table needs a hub download).
-BRITISH_TO_AMERICAN: dict[str, str] = {
-    "analyse": "analyze",
-    "analysed": "analyzed",
-    "apologise": "apologize",
-    "behaviour": "behavior",
-    "catalogue": "catalog",
-    "centre": "center",
-    "centres": "centers",
-    "cheque": "check",
-    "colour": "color",
-    "colours": "colors",
-    "colourful": "colorful",
-    "defence": "defense",
-    "favour": "favor",
-    "favourite": "favorite",
-    "favourites": "favorites",
-    "flavour": "flavor",
-    "flavours": "flavors",
-    "grey": "gray",
-    "harbour": "harbor",
-    "honour": "honor",
-    "humour": "humor",
-    "jewellery": "jewelry",
-    "labour": "labor",
-    "licence": "license",
-    "litre": "liter",
-    "litres": "liters",
-    "metre": "meter",
-    "metres": "meters",
-    "neighbour": "neighbor",
-    "neighbours": "neighbors",
-    "offence": "offense",
-    "organisation": "organization",
-    "organise": "organize",
-    "organised": "organized",
-    "programme": "program",
-    "programmes": "programs",
-    "realise": "realize",
-    "realised": "realized",
-    "recognise": "recognize",
-    "theatre": "theater",
-    "travelled": "traveled",
-    "travelling": "traveling",
-    "tyre": "tire",
-    "tyres": "tires",
-}
+# Whisper's own British -> American spelling table (openai-whisper's normalizers/english.json, MIT,
+# shipped with its licence in data/LICENSE-whisper.txt).  A partial table makes "optimised" vs
+# "optimized" a word error whenever the word is missing from it; this is the table Whisper's
+# published WERs use.
+SPELLING_TABLE = Path(__file__).with_name("data") / "english.json"
+SPELLING_ENTRIES = 1739  # entries in the shipped table (part of the WER signature)
+
+
+@lru_cache(maxsize=1)
+def british_to_american() -> dict[str, str]:
+    """Whisper's British -> American spelling table (1,739 words), read once."""
+    with SPELLING_TABLE.open(encoding="utf-8") as fh:
+        return dict(json.load(fh))
 
 
 class _Normalizer(Protocol):
@@ -91,7 +62,7 @@ def _whisper_normalizer() -> _Normalizer:
     """Build Whisper's normaliser once; importing transformers costs ~1 s, so do it lazily."""
     from transformers.models.whisper.english_normalizer import EnglishTextNormalizer
 
-    return EnglishTextNormalizer(BRITISH_TO_AMERICAN)
+    return EnglishTextNormalizer(british_to_american())
 
 
 def placeholders_to_words(text: str) -> str:

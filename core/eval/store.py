@@ -5,6 +5,11 @@ same time, and the numbers must outlive the process.  So: WAL journal (readers n
 block the writer), a generous busy timeout (writers queue instead of failing), one
 ``BEGIN IMMEDIATE`` transaction per run (a run and its samples appear together or not
 at all) and a fresh connection per call (safe from any thread, e.g. Streamlit's).
+
+A store that cannot be used (not a database, damaged, locked for longer than the busy timeout,
+on a read-only disk) is one :class:`StoreError` line, never an SQLite traceback: commands call
+:func:`check_store` before any model loads, and a run whose recording still fails is saved as JSON
+beside the store (:func:`save_unrecorded`), so scores computed for minutes are never lost.
 """
 
 from __future__ import annotations
@@ -17,16 +22,104 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from core.errors import UserError
+from core.outputs import writable_file
+
 if TYPE_CHECKING:
     import pandas as pd
 
 BUSY_TIMEOUT_S = 60.0
+_OUR_RUN_COLUMNS = {"task", "model", "n", "metrics", "ci", "created_at"}
+_OUR_BUGS = (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError)
+
+
+class StoreError(UserError):
+    """The results store cannot be read or written; ``saved_to`` is where an unrecorded run went."""
+
+    def __init__(self, message: str, saved_to: Path | None = None) -> None:
+        super().__init__(message)
+        self.saved_to = saved_to
+
+
+def busy_timeout_s() -> float:
+    """How long a writer waits for another one's lock: ``M2T_DB_TIMEOUT_S``, default 60 s."""
+    raw = os.environ.get("M2T_DB_TIMEOUT_S", "").strip()
+    try:
+        return max(0.0, float(raw)) if raw else BUSY_TIMEOUT_S
+    except ValueError:
+        raise UserError(f"M2T_DB_TIMEOUT_S must be a number of seconds, not {raw!r}") from None
+
+
+def _problem(path: Path, exc: BaseException) -> str:
+    """One line for what SQLite (or the OS) said about ``path``, with what to do about it."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+    if "locked" in text or "busy" in text:
+        return (f"results store {path} is locked by another process ({busy_timeout_s():.0f} s waited); "
+                "try again when it is done, or pass --db OTHER.sqlite")
+    if "not a database" in text or "malformed" in text or "corrupt" in text:
+        return (f"results store {path} is not a usable SQLite database ({text}); move it aside or pass "
+                "--db OTHER.sqlite")
+    return f"results store {path}: {text}"
+
+
+def check_store(path: str | Path | None = None) -> Path:
+    """The store's path once it is known to be writable and, if it exists, a healthy Media2Tweet store.
+
+    Run before any model loads: a garbage file, a damaged or foreign database, a lock held longer than
+    the busy timeout, or a folder that cannot be written is one :class:`StoreError` line, in a second.
+    Nothing is created here.
+    """
+    path = Path(path).expanduser() if path is not None else default_store_path()
+    try:
+        writable_file(path, "results store", make_parents=True)
+    except UserError as exc:
+        raise StoreError(str(exc)) from None
+    if not path.exists() or path.stat().st_size == 0:
+        return path
+    timeout = busy_timeout_s()
+    try:
+        conn = sqlite3.connect(path, timeout=timeout, isolation_level=None)
+        try:
+            conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+            conn.execute("PRAGMA schema_version").fetchone()  # reads the header: garbage fails here
+            verdict = conn.execute("PRAGMA quick_check(1)").fetchone()[0]
+            if verdict != "ok":
+                raise StoreError(f"results store {path} is damaged ({verdict}); move it aside or pass "
+                                 "--db OTHER.sqlite")
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
+            if columns and not _OUR_RUN_COLUMNS <= columns:
+                raise StoreError(f"results store {path} has a 'runs' table that is not Media2Tweet's; "
+                                 "pass --db OTHER.sqlite")
+            conn.execute("BEGIN IMMEDIATE")  # the write lock can be had (waits up to the busy timeout)
+            conn.execute("ROLLBACK")
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        raise StoreError(_problem(path, exc)) from None
+    return path
+
+
+def save_unrecorded(db_path: Path, payload: dict[str, Any]) -> Path | None:
+    """Write a run that could not be recorded as JSON: beside the store, else here, else the temp folder."""
+    import tempfile
+
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    name = f"{db_path.stem or 'results'}.unrecorded-{stamp}-{os.getpid()}.json"
+    text = json.dumps(payload, indent=1, ensure_ascii=False, default=str)
+    for folder in (db_path.parent, Path.cwd(), Path(tempfile.gettempdir())):
+        target = folder / name
+        try:
+            target.write_text(text)
+        except OSError:
+            continue
+        return target
+    return None
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -40,6 +133,7 @@ CREATE TABLE IF NOT EXISTS runs (
     metrics TEXT NOT NULL,
     ci TEXT NOT NULL,
     signature TEXT,
+    warnings TEXT,
     wall_time_s REAL,
     throughput REAL,
     hardware TEXT,
@@ -58,9 +152,11 @@ CREATE TABLE IF NOT EXISTS samples (
 """
 
 _RUN_COLUMNS = (
-    "id, task, model, adapter, dataset, dataset_hash, n, metrics, ci, signature, "
+    "id, task, model, adapter, dataset, dataset_hash, n, metrics, ci, signature, warnings, "
     "wall_time_s, throughput, hardware, created_at"
 )
+# Columns added after the first release: (name, type).  Older files get them on open.
+_ADDED_RUN_COLUMNS = (("warnings", "TEXT"),)
 
 
 @dataclass
@@ -76,6 +172,7 @@ class RunRecord:
     dataset: str | None = None
     dataset_hash: str | None = None
     signature: str | None = None
+    warnings: list[str] = field(default_factory=list)  # why some metrics mean little (small set, short texts)
     wall_time_s: float | None = None
     throughput: float | None = None
     hardware: str | None = None
@@ -144,7 +241,7 @@ def _enable_wal(conn: sqlite3.Connection) -> None:
     The switch needs exclusive access and SQLite answers "database is locked" at once,
     without consulting the busy timeout, when two new connections race to make it.
     """
-    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    deadline = time.monotonic() + busy_timeout_s()
     delay = 0.005
     while True:
         try:
@@ -172,6 +269,7 @@ def _run_from_row(row: sqlite3.Row) -> RunRecord:
         metrics=json.loads(row["metrics"]),
         ci=json.loads(row["ci"]),
         signature=row["signature"],
+        warnings=json.loads(row["warnings"]) if row["warnings"] else [],
         wall_time_s=row["wall_time_s"],
         throughput=row["throughput"],
         hardware=row["hardware"],
@@ -179,26 +277,48 @@ def _run_from_row(row: sqlite3.Row) -> RunRecord:
     )
 
 
+def _add_missing_columns(conn: sqlite3.Connection) -> None:
+    """Bring a store written by an older version up to date (inside the caller's write transaction,
+    so two processes opening an old file at once cannot both add a column)."""
+    present = {row["name"] for row in conn.execute("PRAGMA table_info(runs)")}
+    for name, kind in _ADDED_RUN_COLUMNS:
+        if name not in present:
+            conn.execute(f"ALTER TABLE runs ADD COLUMN {name} {kind}")
+
+
 class ResultsStore:
     """Runs and their samples in one SQLite file; safe for concurrent processes."""
 
     def __init__(self, path: str | Path | None = None) -> None:
         self.path = Path(path) if path is not None else default_store_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(_problem(self.path, exc)) from None
         with self._connect() as conn:
             _enable_wal(conn)
             with self._transaction(conn):
                 for statement in filter(str.strip, _SCHEMA.split(";")):
                     conn.execute(statement)
+                _add_missing_columns(conn)
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        """A connection whose SQLite errors (here or in the caller's block) leave as one :class:`StoreError`."""
+        timeout = busy_timeout_s()
+        try:
+            conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StoreError(_problem(self.path, exc)) from None
         try:
             conn.row_factory = sqlite3.Row
-            conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+            conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
             conn.execute("PRAGMA foreign_keys=ON")
             yield conn
+        except _OUR_BUGS:
+            raise  # a duplicate key or a bad statement is a bug in the caller, not a problem with the file
+        except sqlite3.Error as exc:
+            raise StoreError(_problem(self.path, exc)) from None
         finally:
             conn.close()
 
@@ -216,13 +336,26 @@ class ResultsStore:
         conn.execute("COMMIT")
 
     def record_run(self, run: RunRecord, samples: list[SampleRecord] | None = None) -> int:
-        """Store a run and its samples atomically; return the new run id (also set on ``run``)."""
+        """Store a run and its samples atomically; return the new run id (also set on ``run``).
+
+        If the store refuses (locked past the busy timeout, damaged, disk full), the run and its samples
+        are saved as JSON (:func:`save_unrecorded`) and the :class:`StoreError` says where.
+        """
+        try:
+            return self._insert_run(run, samples)
+        except StoreError as exc:
+            payload = {"db": str(self.path), "run": asdict(run), "samples": [asdict(s) for s in samples or []]}
+            saved = save_unrecorded(self.path, payload)
+            where = f"its scores are saved in {saved}" if saved else "and no folder could take a JSON copy"
+            raise StoreError(f"{exc}; the run was not recorded, {where}", saved_to=saved) from None
+
+    def _insert_run(self, run: RunRecord, samples: list[SampleRecord] | None = None) -> int:
         run.hardware = run.hardware or hardware_description()
         run.created_at = run.created_at or datetime.now(UTC).isoformat(timespec="seconds")
         with self._connect() as conn, self._transaction(conn):
             cur = conn.execute(
                 "INSERT INTO runs (task, model, adapter, dataset, dataset_hash, n, metrics, ci, signature, "
-                "wall_time_s, throughput, hardware, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "warnings, wall_time_s, throughput, hardware, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     run.task,
                     run.model,
@@ -233,6 +366,7 @@ class ResultsStore:
                     json.dumps(run.metrics, sort_keys=True),
                     json.dumps(run.ci, sort_keys=True),
                     run.signature,
+                    json.dumps(list(run.warnings)),
                     run.wall_time_s,
                     run.throughput,
                     run.hardware,
@@ -292,6 +426,7 @@ class ResultsStore:
                 "dataset_hash": run.dataset_hash,
                 "n": run.n,
                 "signature": run.signature,
+                "warnings": "; ".join(run.warnings),
                 "wall_time_s": run.wall_time_s,
                 "throughput": run.throughput,
                 "hardware": run.hardware,

@@ -4,6 +4,15 @@ Streamlit runs as a child process in its own process group, so shutting down (Ct
 SIGHUP) can stop it together with anything it spawned, and the health endpoint tells us when it
 is really ready instead of guessing with a sleep. The ngrok side lives in :mod:`core.serve.tunnel`; a
 tunnel failure is reported and the app keeps being served locally.
+
+Every visitor is untrusted, so two more rules:
+
+* the Streamlit child gets a scrubbed environment (:func:`child_environment`): the ngrok authtoken and
+  anything that looks like a credential stay in this process, which is the only one that needs them;
+* with a password (``--auth``, or the generated one of a tunnel) Streamlit listens on 127.0.0.1 on an
+  internal port and :mod:`core.serve.proxy` takes the requested port, checking the login on every
+  request: page, health, websocket, uploads. The tunnel points at the proxy too, so the local port is as
+  protected as the public link.
 """
 
 from __future__ import annotations
@@ -20,11 +29,13 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, TextIO
 
 from core.errors import UserError
+from core.serve.proxy import AuthProxy, Credentials
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_APP = REPO_ROOT / "streamlit_app.py"
@@ -34,6 +45,12 @@ PROFILES = ("offline", "hub")
 PROFILE_ENV = "M2T_PROFILE"
 STARTUP_TIMEOUT_S = 90.0
 TAIL_LINES = 25
+# Names that look like credentials: kept out of the Streamlit child (see child_environment).
+SECRET_MARKERS = ("TOKEN", "SECRET", "PASSWORD", "PASSWD", "API_KEY", "APIKEY", "AUTH", "CREDENTIAL",
+                  "PRIVATE_KEY", "ACCESS_KEY", "SESSION_KEY", "COOKIE", "SIGNATURE")
+# Harmless names that merely contain a marker, and the settings the app reads.
+SAFE_NAMES = frozenset({"TOKENIZERS_PARALLELISM", "HF_HUB_DISABLE_IMPLICIT_TOKEN"})
+HUB_TOKENS = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
 # No proxy for loopback health checks, whatever HTTP(S)_PROXY says.
 _LOCAL_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -98,6 +115,38 @@ def port_in_use(port: int, host: str = DEFAULT_HOST) -> bool:
     return False
 
 
+def looks_secret(name: str) -> bool:
+    upper = name.upper()
+    return upper.startswith("NGROK") or upper.endswith("_KEY") or any(m in upper for m in SECRET_MARKERS)
+
+
+def child_environment(environ: Mapping[str, str], profile: str | None) -> dict[str, str]:
+    """The environment Streamlit gets: ours minus anything credential-like that the app does not need.
+
+    The app runs code paths a visitor drives, so it should hold no secret it has no use for: the ngrok
+    authtoken (the tunnel lives in this process), cloud keys, CI tokens, ``SSH_AUTH_SOCK`` and the like.
+    ``M2T_*`` settings always pass. ``HF_TOKEN``/``HUGGING_FACE_HUB_TOKEN`` pass only when the app serves
+    the ``hub`` profile, whose gated models (e.g. Llama-2) cannot load without it; the offline profile
+    never talks to the hub, so there it is dropped too.
+    """
+    hub = (profile or environ.get(PROFILE_ENV, "")).strip().lower() == "hub"
+    env: dict[str, str] = {}
+    for name, value in environ.items():
+        upper = name.upper()
+        keep = (upper.startswith("M2T_") or upper in SAFE_NAMES or (hub and upper in HUB_TOKENS)
+                or not looks_secret(name))
+        if keep:
+            env[name] = value
+    return env
+
+
+def free_local_port() -> int:
+    """An unused loopback port for Streamlit behind the proxy (the kernel picks; released right away)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def _pump(server: Server, stream: IO[str]) -> None:
     """Drain the child's output (a full pipe would block it), keep a tail, echo when asked."""
     for line in stream:
@@ -127,7 +176,7 @@ def start_server(
     if port_in_use(port, host):
         raise UserError(f"port {port} is already in use on {host}; stop what uses it or pick another "
                         f"with --port {port + 1}")
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env = dict(child_environment(os.environ, profile), PYTHONUNBUFFERED="1")
     if profile is not None:
         env[PROFILE_ENV] = profile
     cmd = [sys.executable, "-m", "streamlit", "run", str(app),
@@ -173,17 +222,22 @@ def wait_until_ready(server: Server, timeout: float = STARTUP_TIMEOUT_S) -> None
 
 
 def share(server: Server, *, auth: str | None = None, no_auth: bool = False,
-          out: TextIO | None = None) -> Any:
-    """Open the ngrok tunnel for ``server``. On failure print why on stderr and return ``None``:
-    the local server keeps running, which is still useful (and what the message says)."""
+          out: TextIO | None = None, port: int | None = None, local_url: str | None = None,
+          generated: bool | None = None) -> Any:
+    """Open the ngrok tunnel for ``server`` (or for the auth proxy in front of it: ``port``/``local_url``).
+    On failure print why on stderr and return ``None``: the local server keeps running, which is still
+    useful (and what the message says)."""
     from core.serve import tunnel  # pyngrok is only imported when sharing
 
+    port = server.port if port is None else port
+    local_url = server.url if local_url is None else local_url
     try:
-        return tunnel.open_tunnel(server.port, auth=auth, no_auth=no_auth, local_url=server.url, out=out)
+        return tunnel.open_tunnel(port, auth=auth, no_auth=no_auth, local_url=local_url, out=out,
+                                  generated=generated)
     except UserError as exc:
         message = str(exc)
-        if server.url not in message:
-            message += f". The app is still served locally at {server.url}"
+        if local_url not in message:
+            message += f". The app is still served locally at {local_url}"
         print(f"Tunnel not opened: {message}", file=sys.stderr, flush=True)
         return None
 
@@ -240,21 +294,35 @@ def serve(
 
     Raises :class:`UserError` for problems found before serving (bad flags, port in use, startup).
     """
-    if not tunnel and (auth is not None or no_auth):
-        raise UserError("--auth and --no-auth only apply to a public link; add --tunnel")
-    if tunnel:
-        from core.serve.tunnel import resolve_credentials
+    if not tunnel and no_auth:
+        raise UserError("--no-auth only applies to a public link; add --tunnel")
+    from core.serve.tunnel import parse_auth, resolve_credentials
 
-        resolve_credentials(auth, no_auth)  # reject a bad --auth before starting anything
-    server = start_server(port, host=host, app=app, profile=profile, echo=True)
+    # Reject a bad --auth before starting anything. A tunnel without --no-auth gets a generated login.
+    credentials = resolve_credentials(auth, no_auth) if tunnel else (parse_auth(auth) if auth else None)
+    proxy = None
+    if credentials is not None:
+        proxy = AuthProxy(host, port, free_local_port(), Credentials(*credentials))
+        proxy.start()  # binds the requested port now: "port in use" is reported before Streamlit starts
+    try:
+        server = start_server(proxy.upstream[1] if proxy else port, host=DEFAULT_HOST if proxy else host,
+                              app=app, profile=profile, echo=True)
+    except BaseException:
+        if proxy is not None:
+            proxy.stop()
+        raise
+    local_url = f"http://{_probe_host(host)}:{port}"
     shared = None
     try:
         with _stop_signals():
             print(f"Starting Media2Tweet ({Path(app).name}, profile {profile or 'default'}) ...", flush=True)
             wait_until_ready(server, startup_timeout)
-            print(f"Local URL: {server.url}  (Ctrl-C to stop)", flush=True)
+            print(f"Local URL: {local_url}  (Ctrl-C to stop)", flush=True)
+            if credentials is not None and not tunnel:
+                print(f"Basic auth: user {credentials[0]}  (password as given with --auth)", flush=True)
             if tunnel:
-                shared = share(server, auth=auth, no_auth=no_auth)
+                shared = share(server, auth=":".join(credentials) if credentials else None, no_auth=no_auth,
+                               port=port, local_url=local_url, generated=auth is None)
             code = server.proc.wait()
             print(f"Streamlit stopped unexpectedly (exit code {code}). Its last output:\n"
                   f"{server.last_output()}", file=sys.stderr, flush=True)
@@ -267,6 +335,8 @@ def serve(
             if shared is not None:
                 shared.close()
             server.stop()
+            if proxy is not None:
+                proxy.stop()
 
 
 # --------------------------------------------------------------------------- CLI
@@ -290,7 +360,8 @@ def configure_serve(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         help="also share a public https URL through ngrok (needs NGROK_AUTHTOKEN)")
     access = parser.add_mutually_exclusive_group()
     access.add_argument("--auth", metavar="USER:PASS",
-                        help="basic auth for the public URL (password 8-128 chars; default: generated)")
+                        help="basic auth on every request, local port and public URL alike (password 8-128 "
+                             "chars; with --tunnel the default is a generated one)")
     access.add_argument("--no-auth", action="store_true",
                         help="open the public URL without a password (anyone with the link can use it)")
     parser.add_argument("--profile", choices=PROFILES,

@@ -241,6 +241,7 @@ def open_tunnel(
     token: str | None = None,
     local_url: str | None = None,
     out: TextIO | None = None,
+    generated: bool | None = None,
 ) -> Tunnel:
     """Open an HTTPS tunnel to ``127.0.0.1:port`` and print its URL (and generated credentials, once).
 
@@ -273,7 +274,10 @@ def open_tunnel(
     tunnel = Tunnel(public_url=endpoint.public_url, local_url=local_url, _config=config, _redact=redact,
                     username=credentials[0] if credentials else None,
                     password=credentials[1] if credentials else None)
-    _announce(tunnel, generated=credentials is not None and auth is None, out=out)
+    # ``generated``: the caller made the password itself (serve shares it with its auth proxy) and it
+    # still has to be shown once.
+    generated = (auth is None) if generated is None else generated
+    _announce(tunnel, generated=credentials is not None and generated, out=out)
     return tunnel
 
 

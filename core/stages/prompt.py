@@ -33,6 +33,9 @@ class TweetContext:
     caption: str = ""
     ocr_text: str = ""
     transcript: str = ""
+    # The brand's own earlier tweets (history retrieval) and its habits as one "Style:" line.
+    brand_examples: tuple[str, ...] = ()
+    style: str = ""
 
 
 def likes_bucket(likes: int | float | None) -> str | None:
@@ -66,9 +69,28 @@ def fields_block(ctx: TweetContext) -> str:
     return "\n".join(lines)
 
 
+def history_block(ctx: TweetContext) -> str:
+    """The brand's earlier tweets as a list, framed as voice to copy (not facts), or "" without any."""
+    if not ctx.brand_examples and not ctx.style:
+        return ""
+    lines = []
+    if ctx.brand_examples:
+        lines.append(f"Recent tweets by @{ctx.username.lstrip('@')} (copy their voice, not their facts):")
+        lines += [f"- {_clip(t)}" for t in ctx.brand_examples]
+    if ctx.style:
+        lines.append(f"Style: {ctx.style}")
+    return "\n".join(lines)
+
+
+def target_block(ctx: TweetContext) -> str:
+    """The post's own fields, after its brand's voice: the facts come last, nearest the tweet."""
+    history = history_block(ctx)
+    return f"{history}\n\n{fields_block(ctx)}" if history else fields_block(ctx)
+
+
 def instruction(ctx: TweetContext) -> str:
     role = ROLE.format(company=ctx.company, username=ctx.username.lstrip("@"))
-    return f"{role} {INSTRUCTION}\n\n{fields_block(ctx)}"
+    return f"{role} {INSTRUCTION}\n\n{target_block(ctx)}"
 
 
 # Hand-written examples in the dump's own style (placeholders included), used when the caller has none.
@@ -110,7 +132,7 @@ def few_shot_prompt(ctx: TweetContext, examples: tuple[tuple[TweetContext, str],
     (a faster prefill on CPU) with tweets of the same quality from Gemma-3-270m.
     """
     blocks = [f"{fields_block(ex)}\nTweet: {tweet}" for ex, tweet in examples]
-    blocks.append(f"{fields_block(ctx)}\nTweet:")
+    blocks.append(f"{target_block(ctx)}\nTweet:")  # the static prefix above stays the same for every post
     return f"{FEW_SHOT_ROLE} {INSTRUCTION}\n\n" + "\n\n###\n\n".join(blocks)
 
 

@@ -1,0 +1,230 @@
+"""Facts kept to the inputs: which checkable details of a tweet its inputs do not support.
+
+A small LLM writes fluent tweets that invent facts ("building rockets since 1969"). This stage lists a
+tweet's checkable details (numbers, prices, percentages, dates and times, @handles, capitalised names,
+URLs other than the ``<hyperlink>`` placeholder) and marks those found nowhere in what the model was
+given: the metadata, the caption, the OCR text and the transcript. A brand's recurring hashtags and
+sign-offs (from its own history) are its voice, not facts, so they never count against a tweet.
+
+It also reports coverage: which salient input words (the OCR text's words, the caption's subject) the
+tweet uses, since a tweet that ignores its own poster is as wrong as one that invents a price.
+
+Pure functions, no model: cheap enough to run on every candidate of every row.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+
+# Words that start with a capital for grammar, not because they name something.
+_COMMON_CAPITALISED = frozenset(
+    """
+    a an the and or but so if in on at to of for from with by as is are was were be been it its it's this that
+    these those there here we we're we've our ours us you you're your yours i i'm i've me my he she they them
+    their what when where why how who which new now just get got meet join check see find come don't do does
+    did can can't will won't let let's make take try shop grab discover explore introducing say thanks thank
+    happy hello hi hey good great big more most all every each no not yes our today tonight tomorrow weekend
+    week month year ok okay wow oh ready time day night morning afternoon evening stay keep go going love
+    off sale free only limited edition news open opening grand order buy now best first last
+    """.split()
+)
+_STOPWORDS = _COMMON_CAPITALISED | frozenset(
+    "photo picture image text words some any very much than then also into onto over under about up down out off"
+    " one two three ten".split()
+)
+_MONTHS = ("january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
+           "november", "december")
+_WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+_PLACEHOLDER = re.compile(r"<\s*(hyperlink|mention)\s*>", re.I)
+
+# Order matters: the first pattern that claims a span wins, so a price is not also a bare number.
+_DETAIL_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("url", re.compile(r"\b(?:https?://|www\.)\S+", re.I)),
+    ("handle", re.compile(r"(?<![\w@])@\w{2,}")),
+    ("price", re.compile(r"[$€£¥]\s?\d[\d,]*(?:\.\d+)?\s?(?:[kKmM]\b)?"
+                         r"|\b\d[\d,]*(?:\.\d+)?\s?(?:usd|eur|gbp|dollars?|euros?|pounds?)\b", re.I)),
+    ("percent", re.compile(r"\b\d+(?:\.\d+)?\s?(?:%|percent\b)", re.I)),
+    ("time", re.compile(r"\b\d{1,2}(?::\d{2})?\s?(?:am|pm|a\.m\.|p\.m\.)|\b\d{1,2}:\d{2}\b", re.I)),
+    ("date", re.compile(r"\b\d{1,4}[/.-]\d{1,2}(?:[/.-]\d{1,4})?\b|\b(?:" + "|".join(m[:3] for m in _MONTHS)
+                        + r")[a-z]*\.?\s+\d{1,2}(?:st|nd|rd|th)?\b|\b(?:" + "|".join(_WEEKDAYS) + r")s?\b", re.I)),
+    ("number", re.compile(r"(?<![\w#])\d[\d,]*(?:\.\d+)?(?:st|nd|rd|th|k|m|x)?\b", re.I)),
+)
+_CAP_WORD = re.compile(r"(?<![\w#@<])[A-Z][\w'’&.-]*[A-Za-z0-9]|(?<![\w#@<])[A-Z]\b")
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+_WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)?", re.UNICODE)
+_SENTENCE_END = re.compile(r"[.!?…:]\s*$|^\s*$")
+
+
+@dataclass(frozen=True)
+class Detail:
+    """One checkable detail of a tweet, where it is, and whether the inputs back it."""
+
+    kind: str  # url | handle | price | percent | time | date | number | name
+    text: str
+    start: int
+    end: int
+    supported: bool = True
+
+
+@dataclass
+class GroundingReport:
+    """What :func:`check` found for one tweet."""
+
+    details: list[Detail] = field(default_factory=list)
+    salient: list[str] = field(default_factory=list)  # input words a tweet should use
+    used: list[str] = field(default_factory=list)  # the salient words the tweet does use
+
+    @property
+    def unsupported(self) -> list[Detail]:
+        return [d for d in self.details if not d.supported]
+
+    @property
+    def coverage(self) -> float:
+        """Share of salient input words the tweet uses (1.0 when the inputs had none)."""
+        return len(self.used) / len(self.salient) if self.salient else 1.0
+
+    def to_dict(self) -> dict:
+        return {
+            "unsupported": [d.text for d in self.unsupported],
+            "details": [asdict(d) for d in self.details],
+            "coverage": round(self.coverage, 4),
+            "salient": self.salient,
+            "used": self.used,
+        }
+
+
+def _fold(text: str) -> str:
+    """Lowercase without accents, so "Café" in a tweet matches "CAFE" on a poster."""
+    decomposed = unicodedata.normalize("NFKD", text.lower())
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).replace("’", "'")
+
+
+def _words(text: str) -> list[str]:
+    return _WORD.findall(_fold(text))
+
+
+def _numbers(text: str) -> set[float]:
+    return {float(n) for n in _NUMBER.findall(_fold(text).replace(",", ""))}
+
+
+def _date_facts(date: str) -> list[str]:
+    """Words a tweet may use about its own date: weekday, month, day, year, hour (as text)."""
+    for fmt in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d", "%d/%m/%Y %H:%M",
+                "%m/%d/%Y %H:%M"):
+        try:
+            when = datetime.strptime(date.strip()[:19], fmt)
+        except ValueError:
+            continue
+        hour12 = when.hour % 12 or 12
+        return [_WEEKDAYS[when.weekday()], _MONTHS[when.month - 1], str(when.day), str(when.year),
+                str(when.hour), str(hour12), f"{when.hour}:{when.minute:02d}", f"{hour12}:{when.minute:02d}"]
+    return []
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Everything a tweet may draw on, prepared once per row (candidates share it)."""
+
+    words: frozenset[str]
+    numbers: frozenset[float]
+    folded: str
+    voice: frozenset[str]  # folded voice markers: recurring hashtags, handles, sign-off words
+
+    @classmethod
+    def from_inputs(cls, sources: Iterable[str], date: str = "", voice: Iterable[str] = ()) -> Evidence:
+        texts = [s for s in sources if s] + _date_facts(date) + ([date] if date else [])
+        folded = " ".join(_fold(t) for t in texts)
+        voice_folded = frozenset(_fold(v) for v in voice if v)
+        voice_words = {w for v in voice_folded for w in _words(v)}
+        return cls(frozenset(_words(folded)) | voice_words, frozenset(_numbers(folded)), folded, voice_folded)
+
+
+def _supported(kind: str, text: str, evidence: Evidence) -> bool:
+    folded = _fold(text).strip()
+    if folded in evidence.voice or folded.lstrip("@#") in {v.lstrip("@#") for v in evidence.voice}:
+        return True
+    if kind == "url":
+        return folded.rstrip("/.,!?)") in evidence.folded
+    if kind == "handle":
+        return folded.lstrip("@") in evidence.words
+    if kind in ("price", "percent", "time", "number", "date"):
+        numbers = _numbers(folded)
+        words = [w for w in _words(folded) if not w.isdigit() and not _NUMBER.fullmatch(w)]
+        named = [w for w in words if w.rstrip("s") in _WEEKDAYS or w[:3] in {m[:3] for m in _MONTHS}]
+        if numbers and not numbers <= evidence.numbers:
+            return False
+        return all(w.rstrip("s") in evidence.words or any(e.startswith(w[:3]) for e in evidence.words
+                                                          if len(w) >= 3 and w[:3] in {m[:3] for m in _MONTHS})
+                   for w in named) if named else True
+    # A capitalised name: every word of it appears somewhere in the inputs.
+    return all(w in evidence.words for w in _words(folded))
+
+
+def _sentence_start(text: str, start: int) -> bool:
+    return bool(_SENTENCE_END.search(text[:start]))
+
+
+def extract_details(tweet: str) -> list[Detail]:
+    """Checkable details in reading order (placeholders and hashtags are not facts)."""
+    masked = _PLACEHOLDER.sub(lambda m: " " * len(m.group(0)), tweet)
+    taken: list[tuple[int, int]] = []
+    found: list[Detail] = []
+
+    def free(a: int, b: int) -> bool:
+        return all(b <= s or a >= e for s, e in taken)
+
+    for kind, pattern in _DETAIL_PATTERNS:
+        for m in pattern.finditer(masked):
+            if free(m.start(), m.end()):
+                taken.append((m.start(), m.end()))
+                found.append(Detail(kind, m.group(0).strip(), m.start(), m.end()))
+    # Capitalised names: runs of capitalised words, minus grammar capitals at a sentence start.
+    run: list[re.Match[str]] = []
+    matches = [m for m in _CAP_WORD.finditer(masked) if free(m.start(), m.end())]
+    for i, m in enumerate(matches):
+        run.append(m)
+        nxt = matches[i + 1] if i + 1 < len(matches) else None
+        if nxt is not None and re.fullmatch(r"\s+", masked[m.end():nxt.start()]):
+            continue
+        words = [w for w in run if _fold(w.group(0)).strip(".'’-") not in _STOPWORDS]
+        if words and _sentence_start(masked, run[0].start()) and words[0] is run[0] and len(words) == 1:
+            words = []  # one capitalised word opening a sentence is grammar, not a name
+        elif words and _sentence_start(masked, run[0].start()) and words[0] is run[0] and len(run) > 1:
+            pass  # "Orbit Lab has…": a multi-word name at a sentence start is still a name
+        if words:
+            a, b = words[0].start(), words[-1].end()
+            found.append(Detail("name", masked[a:b], a, b))
+        run = []
+    return sorted(found, key=lambda d: d.start)
+
+
+def salient_words(ocr_text: str = "", caption: str = "", limit: int = 12) -> list[str]:
+    """Input words a tweet about this media should use: OCR words first, then the caption's subject."""
+    seen: dict[str, None] = {}
+    for word in _words(ocr_text):
+        # Numbers on a poster ("20% OFF") are its most checkable facts; short words are mostly grammar.
+        if word.isdigit() or (len(word) >= 3 and word not in _STOPWORDS and not any(c.isdigit() for c in word)):
+            seen.setdefault(word, None)
+    subject = re.sub(r"^(?:a|an)\s+(?:photo|picture|image)\s+of\s+(?:a|an|the)?\s*", "", _fold(caption).strip())
+    for word in _words(subject.split(",")[0]):
+        if len(word) >= 3 and word not in _STOPWORDS:
+            seen.setdefault(word, None)
+    return list(seen)[:limit]
+
+
+def check(tweet: str, evidence: Evidence, salient: Sequence[str] = ()) -> GroundingReport:
+    """The tweet's details, each marked supported or not, and which salient words it uses."""
+    details = [Detail(d.kind, d.text, d.start, d.end, _supported(d.kind, d.text, evidence))
+               for d in extract_details(tweet)]
+    tweet_words = set(_words(tweet))
+    used = [w for w in salient if w in tweet_words or (len(w) > 4 and any(t.startswith(w[:-1]) for t in tweet_words))]
+    return GroundingReport(details, list(salient), used)
+
+
+def rank_key(report: GroundingReport, logprob: float | None = None) -> tuple[int, float, float]:
+    """Sort key for candidates: fewest unsupported details, then best coverage, then the model's likelihood."""
+    return (len(report.unsupported), -report.coverage, -(logprob if logprob is not None else 0.0))

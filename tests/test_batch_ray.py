@@ -1,0 +1,190 @@
+"""``m2t batch --engine ray`` on an embedded Ray: same rows as the local engine, resumable, nothing left running."""
+
+from __future__ import annotations
+
+import csv
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from core.errors import UserError
+
+COLUMNS = ["id", "date", "likes", "content", "username", "media", "inferred company"]
+MAX_NEW_TOKENS = 6
+BATCH = 2  # 5 rows → blocks of 2, 2, 1: the interrupted run stops after the first
+
+
+def _write(path: Path, rows: list[list[str]]) -> Path:
+    with open(path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(COLUMNS)
+        writer.writerows(rows)
+    return path
+
+
+def _ray_children() -> list:
+    """This process's Ray processes still alive (raylet, GCS, workers): there must be none after a run."""
+    import psutil
+
+    alive = []
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if child.status() != psutil.STATUS_ZOMBIE and "ray" in " ".join(child.cmdline()).lower():
+                alive.append(child)
+        except psutil.NoSuchProcess:
+            pass
+    return alive
+
+
+def _assert_ray_gone(timeout: float = 20.0) -> None:
+    import psutil
+
+    psutil.wait_procs(_ray_children(), timeout=timeout)
+    assert not _ray_children(), [p.cmdline()[:2] for p in _ray_children()]
+
+
+def test_actors_and_cpu_plan_leave_room_for_ray_tasks():
+    from core.batch_ray import RESERVED_CPUS, STAGES, parse_actors, plan_cpus, torch_threads
+
+    assert parse_actors(None) == dict.fromkeys(STAGES, 1)
+    assert parse_actors("3") == dict.fromkeys(STAGES, 3)
+    assert parse_actors("ocr=2,llm=4") == {**dict.fromkeys(STAGES, 1), "ocr": 2, "llm": 4}
+    for bad in ("0", "gpu=2", "ocr=", "ocr=0"):
+        with pytest.raises(UserError, match="--actors"):
+            parse_actors(bad)
+    for total, node, actors in [(2, 2, parse_actors(None)), (2, 2, parse_actors("3")), (1, 1, parse_actors(None)),
+                                (64, 16, parse_actors("ocr=4,llm=8"))]:
+        plan = plan_cpus(total, node, actors)
+        used = sum(plan[s] * actors[s] for s in STAGES)
+        assert used <= total - RESERVED_CPUS + 1e-9 or total <= RESERVED_CPUS + 0.1, (total, plan)
+        assert all(0 < plan[s] <= node for s in STAGES)
+    big = plan_cpus(16, 16, parse_actors(None))
+    assert torch_threads(big["llm"]) > torch_threads(big["caption"]) >= 1  # threads follow the CPUs given
+
+
+def test_unreachable_cluster_is_one_line(tmp_path, free_port):
+    pytest.importorskip("ray")
+    from core.batch_ray import run_batch_ray
+
+    src = _write(tmp_path / "t.csv", [["1", "2023-06-01 10:00", "5", "", "nike", "", "Nike"]])
+    start = time.perf_counter()
+    with pytest.raises(UserError, match=f"127.0.0.1:{free_port} is unreachable"):
+        run_batch_ray(src, tmp_path / "out.csv", {}, address=f"127.0.0.1:{free_port}")
+    assert time.perf_counter() - start < 15  # ray.init alone would retry for minutes
+
+
+def test_cli_refuses_ray_flags_without_the_ray_engine(tmp_path):
+    from core.__main__ import main
+
+    src = _write(tmp_path / "t.csv", [["1", "2023-06-01 10:00", "5", "", "nike", "", "Nike"]])
+    assert main(["batch", str(src), "--out", str(tmp_path / "o.csv"), "--actors", "2"]) != 0
+
+
+@pytest.fixture(scope="module")
+def dump(tmp_path_factory, poster_path, speech_path, free_port_module):
+    """An image row, an audio row, a dead link, a text-only row and a duplicate id."""
+    folder = tmp_path_factory.mktemp("raydump")
+    (folder / "media").mkdir()
+    (folder / "media" / "poster.png").write_bytes(poster_path.read_bytes())
+    (folder / "media" / "speech.wav").write_bytes(speech_path.read_bytes())
+    dead = f"http://127.0.0.1:{free_port_module}/x.png"
+    rows = [
+        ["1", "2023-06-01 10:00:00+00:00", "300", "", "nike", "[Photo(previewUrl='media/poster.png', "
+         "fullUrl='media/poster.png')]", "Nike"],
+        ["2", "2023-06-02 10:00:00+00:00", "40", "", "beantown", "media/speech.wav", "Bean Town Coffee"],
+        ["3", "2023-06-03 10:00:00+00:00", "12", "", "acme", f"[Photo(previewUrl='{dead}', fullUrl='{dead}')]",
+         "Acme"],
+        ["4", "2023-06-04 10:00:00+00:00", "", "", "tea", "", "Tea Co"],
+        ["1", "2023-06-05 10:00:00+00:00", "7", "", "nike", "", "Nike"],  # duplicate id: its own row
+    ]
+    return _write(folder / "tweets.csv", rows)
+
+
+@pytest.fixture(scope="module")
+def free_port_module() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def private_urls():
+    """The dead link is on loopback, which the URL policy refuses unless opted in (as tests/conftest.py does)."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("M2T_ALLOW_PRIVATE_URLS", "1")
+    yield
+    mp.undo()
+
+
+@pytest.fixture(scope="module")
+def local_output(dump, pipeline, private_urls) -> pd.DataFrame:
+    from core.batch import run_batch
+    from core.stages.llm import GenerationConfig
+
+    out = dump.parent / "local.csv"
+    run_batch(dump, out, pipeline, GenerationConfig(max_new_tokens=MAX_NEW_TOKENS, batch_size=BATCH))
+    return pd.read_csv(out, dtype=str, keep_default_na=False)
+
+
+def _ray(dump: Path, out: Path, pipeline, progress=None) -> pd.DataFrame:
+    from core.batch_ray import run_batch_ray
+    from core.stages.llm import GenerationConfig
+
+    return run_batch_ray(dump, out, pipeline.specs, GenerationConfig(max_new_tokens=MAX_NEW_TOKENS, batch_size=BATCH),
+                         progress, actors=1)
+
+
+@pytest.mark.slow
+def test_ray_engine_equals_local_row_for_row(dump, pipeline, local_output):
+    from core.batch_ray import parts_dir
+
+    out = dump.parent / "ray.csv"
+    result = _ray(dump, out, pipeline)
+    _assert_ray_gone()
+    written = pd.read_csv(out, dtype=str, keep_default_na=False)
+    pd.testing.assert_frame_equal(written, local_output)  # every cell, in the same order, formula guards too
+    assert len(result) == 5 and list(result["id"]) == ["1", "2", "3", "4", "1"]
+    assert "SUMMER" in result.loc[0, "ocr"] and "coffee" in result.loc[1, "transcript"].lower()
+    assert "x.png" in result.loc[2, "error"] and result.loc[2, "generated"]  # dead link: noted, still a tweet
+    assert result["generated"].str.len().gt(0).all()
+    parts = sorted(parts_dir(out).glob("part-*.parquet"))
+    assert len(parts) == 3
+    mirrored = pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
+    pd.testing.assert_frame_equal(mirrored.astype(str), result.astype(str), check_dtype=False)
+
+
+class _Interrupt(Exception):
+    """Raised from the progress callback right after the first block is written, as a Ctrl-C would."""
+
+
+@pytest.mark.slow
+def test_interrupted_ray_run_resumes_with_every_row_once(dump, pipeline, local_output):
+    from core.batch_ray import parts_dir
+
+    out = dump.parent / "ray_resumed.csv"
+
+    def stop_after_first_block(done: int, total: int) -> None:
+        if done > 0:
+            raise _Interrupt
+
+    with pytest.raises(_Interrupt):
+        _ray(dump, out, pipeline, stop_after_first_block)
+    _assert_ray_gone()
+    assert len(pd.read_csv(out, dtype=str, keep_default_na=False)) == BATCH
+
+    seen: list[tuple[int, int]] = []
+    result = _ray(dump, out, pipeline, lambda done, total: seen.append((done, total)))
+    _assert_ray_gone()
+    assert seen[0] == (BATCH, 5)  # the finished block was not redone
+    written = pd.read_csv(out, dtype=str, keep_default_na=False)
+    assert len(result) == len(written) == 5
+    pd.testing.assert_frame_equal(written, local_output)  # each row exactly once, duplicate id included
+    assert len(pd.concat([pd.read_parquet(p) for p in parts_dir(out).glob("part-*.parquet")])) == 5
+
+    before = out.read_bytes()
+    again = _ray(dump, out, pipeline)  # finished: Ray is not even started, nothing changes
+    assert len(again) == 5 and out.read_bytes() == before
