@@ -1,7 +1,8 @@
 """Load each model once per server process, whatever page or session asks for it.
 
 ``st.cache_resource`` is keyed on every field that changes which weights end up where (model,
-backend, adapter, device, dtype, 4-bit): a device passed as an ``_``-prefixed argument would be
+backend, adapter, device, dtype, 4-bit, and for the LLM its engine, server URL and served model
+name): a device passed as an ``_``-prefixed argument would be
 left out of the key, and switching device would silently reuse the model on the old one.
 ``LOADS`` counts real loads (cache misses) so tests can check that a second prediction reuses
 the models.
@@ -19,7 +20,7 @@ import streamlit as st
 from core.pipeline import load_model
 from core.registry import ModelSpec
 
-SpecKey = tuple[str, str, str, str | None, str, str, bool]
+SpecKey = tuple[str, str, str, str | None, str, str, bool, str, str | None, str | None]
 TASK_NAMES = {"caption": "caption", "ocr": "OCR", "asr": "speech recognition", "llm": "tweet writer (LLM)"}
 
 LOADS: Counter[SpecKey] = Counter()  # real loads per spec, for tests and the sidebar
@@ -28,7 +29,8 @@ _LOCK = threading.Lock()
 
 
 def spec_key(spec: ModelSpec) -> SpecKey:
-    return (spec.task, spec.model, spec.backend, spec.adapter, spec.device, spec.dtype, spec.load_in_4bit)
+    return (spec.task, spec.model, spec.backend, spec.adapter, spec.device, spec.dtype, spec.load_in_4bit,
+            spec.engine, spec.url, spec.served_model)
 
 
 @st.cache_resource(show_spinner=False)
@@ -40,11 +42,14 @@ def _cached_load(
     device: str,
     dtype: str,
     load_in_4bit: bool,
+    engine: str,
+    url: str | None,
+    served_model: str | None,
     _spec: ModelSpec,  # carries the alias table only; every field that matters is in the key above
 ) -> object:
     loaded = load_model(_spec)
     with _LOCK:
-        LOADS[(task, model, backend, adapter, device, dtype, load_in_4bit)] += 1
+        LOADS[(task, model, backend, adapter, device, dtype, load_in_4bit, engine, url, served_model)] += 1
     return loaded
 
 

@@ -1,4 +1,4 @@
-"""The sidebar: model profile, per-task models, device and generation settings.
+"""The sidebar: model profile, per-task models, the LLM's engine, device and generation settings.
 
 Every page reads the same ``Settings``, so the sidebar is drawn on every run: by
 ``streamlit_app.py`` normally, and by the page itself when a page file runs on its own
@@ -17,7 +17,7 @@ import streamlit as st
 
 from app import models
 from core.errors import UserError
-from core.registry import TASKS, ModelSpec, aliases, current_profile, load_registry, profiles, resolve
+from core.registry import ENGINES, TASKS, ModelSpec, aliases, current_profile, load_registry, profiles, resolve
 
 if TYPE_CHECKING:
     from core.stages.llm import GenerationConfig
@@ -28,6 +28,13 @@ TASK_LABELS = {"caption": "Captioning", "ocr": "OCR", "asr": "Speech recognition
 SETTINGS_KEY = "m2t.settings"  # plain session key: survives page switches whatever Streamlit does to widgets
 ENTRY_FLAG = "m2t.entry_run"  # set by streamlit_app.py while it runs a page; absent when a page runs alone
 MAX_TWEET_TOKENS = 280
+ENGINE_DEFAULT = "(default)"
+ENGINE_HELP = (
+    "What runs the tweet writer. ctranslate2: int8 on this machine, several times faster than transformers "
+    "on a CPU (the default for the offline LLMs; converted once). transformers: the fp32/fp16 PyTorch model "
+    "(the default for hub models; what training uses). openai: any OpenAI-compatible server (vLLM, "
+    "llama-server, Ollama) at the URL below."
+)
 
 
 @dataclass(frozen=True)
@@ -42,15 +49,22 @@ class Settings:
     temperature: float = 0.8
     max_new_tokens: int = 60
     num_candidates: int = 1
+    engine: str = ""  # the LLM's engine; "" leaves it to the registry (and M2T_LLM_BACKEND)
+    llm_url: str = ""  # openai engine: the server's address
+    llm_served_model: str = ""  # openai engine: the model name on the server ("" lets the server say)
 
     def spec(self, task: str) -> ModelSpec:
-        """Raises ``UserError`` for an unknown profile or a model of the wrong task."""
+        """Raises ``UserError`` for an unknown profile, a model of the wrong task or a server without a URL."""
+        llm = task == "llm"
         return resolve(
             task,
             self.models.get(task) or None,
             profile=self.profile,
-            adapter=(self.adapter or None) if task == "llm" else None,
+            adapter=(self.adapter or None) if llm else None,
             device=self.device,
+            engine=(self.engine or None) if llm else None,
+            url=(self.llm_url or None) if llm and self.engine in ("", "openai") else None,
+            served_model=(self.llm_served_model or None) if llm else None,
         )
 
     def specs(self) -> dict[str, ModelSpec]:
@@ -110,6 +124,29 @@ def _model_choice(task: str, profile: str) -> str | None:
     return model
 
 
+def _engine_choice() -> tuple[str, str, str]:
+    """(engine, server URL, served model) for the LLM; the URL fields show only for the openai engine."""
+    choice = st.selectbox(
+        "LLM backend", [ENGINE_DEFAULT, *ENGINES], key="cfg.engine", persist_state="session", help=ENGINE_HELP,
+    )
+    engine = "" if choice == ENGINE_DEFAULT else choice
+    llm_url = served = ""
+    if engine == "openai":
+        llm_url = st.text_input(
+            "Server URL", key="cfg.llm_url", persist_state="session", placeholder="http://127.0.0.1:8080/v1",
+        ).strip()
+        served = st.text_input(
+            "Model name on the server (optional)", key="cfg.llm_served_model", persist_state="session",
+            help="Empty: the LLM above if the server serves it under that name, else the server's only model.",
+        ).strip()
+    try:
+        shown = resolve("llm", engine=engine or None, url=llm_url or None).engine
+    except UserError:
+        shown = engine
+    st.caption(f"→ the LLM runs on `{shown}`" + (f" at `{llm_url}`" if llm_url else ""))
+    return engine, llm_url, served
+
+
 def render_sidebar() -> Settings:
     """Draw the sidebar and store what it says under ``SETTINGS_KEY``."""
     sidebar = st.sidebar
@@ -135,6 +172,7 @@ def render_sidebar() -> Settings:
             "Device", device_options(), key="cfg.device", persist_state="session",
             help="auto: the GPU when one is visible, else the CPU.",
         )
+        engine, llm_url, served = _engine_choice()
     with sidebar.expander("Generation", expanded=True):
         max_new_tokens = st.number_input(
             "Max new tokens", min_value=8, max_value=MAX_TWEET_TOKENS, value=60, step=4,
@@ -160,6 +198,9 @@ def render_sidebar() -> Settings:
         temperature=float(temperature),
         max_new_tokens=int(max_new_tokens),
         num_candidates=int(num_candidates),
+        engine=engine,
+        llm_url=llm_url,
+        llm_served_model=served,
     )
     st.session_state[SETTINGS_KEY] = settings
     return settings
@@ -171,9 +212,10 @@ def loaded_models_panel() -> None:
     with st.sidebar.expander(f"Loaded models ({len(loaded)})", expanded=False):
         if not loaded:
             st.caption("None yet: each model loads on first use and is then shared by every page.")
-        for task, model, _backend, adapter, device, _dtype, _4bit in loaded:
+        for task, model, _backend, adapter, device, _dtype, _4bit, engine, url, _served in loaded:
+            where = f" at {url}" if url else f" on {device}"
             st.caption(f"{TASK_LABELS.get(task, task)}: `{model}`" + (f" + `{adapter}`" if adapter else "")
-                       + f" on {device}")
+                       + (f" ({engine})" if engine else "") + where)
         if loaded and st.button("Free loaded models", key="cfg.free_models"):
             models.free_models()
             st.rerun()

@@ -213,3 +213,48 @@ def main() -> None:
 
 
 main()
+
+
+# --------------------------------------------------------------------------- brand history protocol (issue 17)
+
+
+def brand_protocol_table(runs: list[RunRecord]) -> pd.DataFrame:
+    """Tweet runs scored with the challenge's protocol (``--split``/``--history``): each score beside its
+    shuffled-reference floor, with and without placeholders, and the voice and grounding figures."""
+    from core.brand.evaluation import FLOOR_METRICS
+
+    rows = []
+    for run in runs:
+        m = run.metrics
+        row = {"run": run_label(run), "n": run.n, "examples": m.get("history_examples")}
+        for key in FLOOR_METRICS:
+            lo, hi = (run.ci.get(key) or [None, None])[:2]
+            ci = f" [{lo:.1f}, {hi:.1f}]" if lo is not None and hi is not None else ""
+            row[LABELS.get(key, key)] = f"{m[key]:.2f}{ci} (floor {m.get(f'floor_{key}', float('nan')):.2f})"
+            row[f"{LABELS.get(key, key)}, raw"] = (f"{m.get(f'raw_{key}', float('nan')):.2f} "
+                                                   f"(floor {m.get(f'floor_raw_{key}', float('nan')):.2f})")
+        for key in ("voice_share", "ref_voice_share", "fact_use_share", "coverage", "unsupported_per_tweet",
+                    "unsupported_share", "fallback_share"):
+            row[key] = m.get(key)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def brand_protocol_section() -> None:
+    try:
+        runs = [r for r in ResultsStore(default_store_path()).runs("llm") if "floor_rougeL" in r.metrics]
+    except (sqlite3.Error, OSError):
+        return
+    if not runs:
+        return
+    st.subheader("Tweets: brand history protocol")
+    st.caption("Runs of `m2t evaluate --task llm --split brand|time` (or `--history`): every score with its 95 % "
+               "bootstrap CI and its shuffled-reference floor (the same tweets against other rows' references); "
+               "'raw' scores the <hyperlink>/<mention> placeholders as the text stands. voice_share: tweets "
+               "carrying their brand's signature hashtag, sign-off or emoji (learned from its history); "
+               "fact_use_share: tweets using at least half of their own poster's salient words; "
+               "unsupported_per_tweet: details (numbers, names, dates, handles, URLs) found in none of the inputs.")
+    st.dataframe(brand_protocol_table(runs), hide_index=True, width="stretch")
+
+
+brand_protocol_section()

@@ -7,6 +7,8 @@ import datetime as dt
 import streamlit as st
 
 from app.batch import batch_tab
+from app.brand import NONE, grounding_caption, highlight_unsupported, index_for, label, recent_dumps, save_upload
+from app.errors import UserErrors
 from app.predict import LAST_KEY, STAGES, MediaInput, PredictionResult, history_frame, predict, remember
 from app.settings import page_settings
 from app.widgets import (
@@ -51,12 +53,27 @@ def form() -> tuple[PredictRequest, MediaInput] | None:
                                  help="A public http(s) link. File paths on the server are not read: upload the file.")
         dump = dump_tab.text_area("media field", key="tweet.dump", persist_state="session", height=90,
                                   placeholder="[Photo(previewUrl='https://…', fullUrl='https://…')]")
+        with st.expander("Brand history (optional): the brand's own earlier tweets as examples"):
+            st.caption("A tweet dump with `content`, `date` and `username` (or `inferred company`). The prompt shows "
+                       "the account's earlier tweets nearest to this media, so the tweet sounds like the brand; "
+                       "a brand with no history gets the nearest other brands' tweets, and the result says so.")
+            history_upload = st.file_uploader("History dump (CSV)", type=["csv"], key="tweet.brand_upload")
+            recent = recent_dumps()
+            picked = st.selectbox("…or a recent one", [NONE, *(label(p) for p in recent)], key="tweet.brand_recent")
+            k = st.slider("Examples in the prompt", 0, 8, 3, key="tweet.brand_k")
         submitted = st.form_submit_button("Predict tweet", type="primary")
     if not submitted:
         return None
     when = dt.datetime.combine(date or dt.date.today(), time or dt.time(12, 0))
     request = PredictRequest(company=company, username=username, date=when.strftime("%Y-%m-%d %H:%M"),
-                             likes=int(likes) if likes is not None else None)
+                             likes=int(likes) if likes is not None else None, history_k=int(k))
+    with UserErrors("Brand history", profile=settings.profile) as guard:
+        path = save_upload(history_upload.name, history_upload.getvalue()) if history_upload is not None else next(
+            (p for p in recent if label(p) == picked), None)
+        if path is not None:
+            request.history = index_for(path)  # checked and indexed before any model loads
+    if guard.failed:
+        return None
     media = MediaInput(
         upload=(upload.name, upload.getvalue()) if upload is not None else None,
         location=(url or "").strip() or (dump or "").strip() or None,
@@ -72,6 +89,13 @@ def show_result(result: PredictionResult) -> None:
     with text_col:
         for i, candidate in enumerate(prediction.candidates, 1):
             tweet_card(candidate, f"Candidate {i}" if len(prediction.candidates) > 1 else None)
+            grounding = prediction.groundings[i - 1] if i <= len(prediction.groundings) else {}
+            if grounding.get("unsupported"):
+                st.markdown("Not in the inputs: " + highlight_unsupported(candidate, grounding))
+            if grounding:
+                st.caption(grounding_caption(grounding))
+        if len(prediction.candidates) > 1:
+            st.caption("Candidates are ordered by fewest unsupported details, then most input words used.")
         st.caption(f"For **{result.request['company']}** (@{result.request['username']}), "
                    f"{result.request['date']}" + (f", aiming at {result.request['likes']} likes"
                                                   if result.request["likes"] is not None else ""))
@@ -96,7 +120,18 @@ def show_result(result: PredictionResult) -> None:
     with asr_col:
         st.markdown("**Transcript**")
         st.write(analysis.transcript or "—")
+    brand = analysis.brand
+    if brand is not None and brand.fallback:
+        st.info(brand.note, icon=":material/info:")
     with st.expander("Prompt sent to the LLM"):
+        if brand is not None:
+            st.markdown(f"**History examples**: {brand.note}")
+            if brand.tweets:
+                st.dataframe([{"date": t.date, "account": t.username or t.company, "likes": t.likes,
+                               "match": t.score, "tweet": t.content} for t in brand.tweets],
+                             hide_index=True, width="stretch")
+            if brand.voice.hint():
+                st.caption(f"Style learned from the brand's tweets: {brand.voice.hint()}")
         st.code(prediction.prompt, language=None, wrap_lines=True)
     timings_caption(analysis.timings, {k: v.lower() for k, v in STAGES.items()})
 

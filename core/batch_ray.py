@@ -368,6 +368,7 @@ def _dataset(ray, rows: pd.DataFrame, specs: dict[str, ModelSpec], cfg: Generati
     ctx.enable_progress_bars = False  # our own bar counts rows written
     ctx.enable_operator_progress_bars = False
     ctx.print_on_execution_start = False
+    ctx.issue_detectors_config.detectors = []  # its "set memory=" hints repeat every 30 s; model sizes are known
     logging.getLogger("ray.data").setLevel(logging.WARNING)
 
     total, node = _cluster_cpus(ray)

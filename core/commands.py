@@ -18,13 +18,17 @@ def _spec(args, task: str, *, own_model: bool = True):
     """The spec for ``task``; ``own_model=False`` keeps the profile's model (``--model`` names another stage's)."""
     from core.registry import resolve
 
+    llm = task == "llm"
     return resolve(
         task,
         getattr(args, "model", None) if own_model else None,
         profile=args.profile,
         adapter=getattr(args, "adapter", None) if own_model else None,
         device=args.device,
-        load_in_4bit=getattr(args, "load_in_4bit", False),
+        load_in_4bit=getattr(args, "load_in_4bit", False) if llm else False,
+        engine=getattr(args, "backend", None) if llm else None,
+        url=getattr(args, "llm_url", None) if llm else None,
+        served_model=getattr(args, "llm_model", None) if llm else None,
     )
 
 
@@ -258,9 +262,13 @@ def run_prepare(args) -> int:
     for name, alias in aliases().items():
         if not args.all and name not in wanted.values():
             continue
-        spec = resolve(alias.task, name)
+        spec = resolve(alias.task, name, device=args.device)
         if alias.backend == "gguf":
             say(f"{name}: {convert_gguf(spec)}")
+        if spec.engine == "ctranslate2":  # the engine's int8 copy, made from the safetensors one
+            from core.stages import llm_ct2
+
+            say(f"{name} (ctranslate2): {llm_ct2.convert(spec, llm_ct2.prepare_device(spec))}")
         elif alias.backend == "faster-whisper":
             say(f"{name}: {whisper_dir(spec)}")
         elif alias.backend == "easyocr":
@@ -293,6 +301,16 @@ def _add_generation_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="LLM alias, hub id or local folder (default: the profile's LLM)")
     p.add_argument("--adapter", help="LoRA adapter folder to apply to the LLM")
     p.add_argument("--4bit", dest="load_in_4bit", action="store_true", help="load the LLM in 4-bit (CUDA only)")
+    p.add_argument("--backend", choices=("ctranslate2", "transformers", "openai"),
+                   help="what runs the LLM: ctranslate2 (int8, default for the offline LLMs), transformers "
+                        "(default for hub models; what training uses) or openai (a server, see --llm-url); "
+                        "env M2T_LLM_BACKEND")
+    p.add_argument("--llm-url", metavar="URL",
+                   help="an OpenAI-compatible server (vLLM, llama-server, Ollama), e.g. http://127.0.0.1:8080/v1; "
+                        "implies --backend openai; env M2T_LLM_URL")
+    p.add_argument("--llm-model", metavar="NAME",
+                   help="the model name the server serves (default: --model if served, else its only model); "
+                        "env M2T_LLM_SERVED_MODEL")
     p.add_argument("--max-new-tokens", type=positive_int, default=60)
     p.add_argument("--candidates", type=positive_int, default=1, help="number of tweets to write (>1 samples)")
     p.add_argument("--sample", action="store_true", help="sample instead of greedy decoding")

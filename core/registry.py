@@ -89,6 +89,13 @@ class ModelSpec:
     served_model: str | None = None  # openai engine: the model name the server knows (default: asked from it)
 
     @property
+    def label(self) -> str:
+        """The model as results should name it: the engine is part of what was measured."""
+        if not self.engine:
+            return self.model
+        return f"{self.model} [{self.engine}" + (f" {self.served_model}" if self.served_model else "") + "]"
+
+    @property
     def is_offline_alias(self) -> bool:
         return self.alias is not None
 

@@ -47,3 +47,17 @@ def test_dead_media_still_predicts_from_metadata(pipeline, media_server):
     assert prediction.tweet
     assert any("404" in e for e in prediction.analysis.errors)
     assert "Company: Acme" in prediction.prompt and "Image description" not in prediction.prompt.split("###")[-1]
+
+
+def test_candidates_are_chosen_by_grounding_and_echoes_cut():
+    from core.pipeline import Analysis, choose, cut_echo
+
+    assert cut_echo("Moon Lamp 20% off #ToTheStars Style: hashtag #ToTheStars") == "Moon Lamp 20% off #ToTheStars"
+    assert cut_echo("Style: is not a tweet") == "Style: is not a tweet"
+    request = PredictRequest(company="Orbit Lab", username="orbitlab", date="2023-05-05 10:00")
+    analysis = Analysis(caption="a photo of a rocket", ocr="MOON LAMP\n20% OFF")
+    candidates = ["Orbit Lab has built rockets since 1969", "Something nice", "The Moon Lamp is 20% off"]
+    ranked, reports = choose(candidates, request, analysis)
+    assert ranked == ["The Moon Lamp is 20% off", "Something nice", "Orbit Lab has built rockets since 1969"]
+    assert reports[0]["unsupported"] == [] and reports[-1]["unsupported"] == ["1969"]
+    assert reports[0]["coverage"] == 0.75  # moon, lamp, 20 of moon, lamp, 20, rocket (the caption)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from core.errors import UserError
-from core.registry import BACKENDS, REGISTRY_FILE, TASKS, aliases, load_registry, profiles, resolve
+from core.registry import BACKENDS, ENGINES, REGISTRY_FILE, TASKS, aliases, load_registry, profiles, resolve
 
 
 @pytest.mark.parametrize("name", sorted(aliases()))
@@ -22,6 +22,9 @@ def test_alias_resolves_to_a_known_backend_and_an_installed_package(name: str) -
         assert importlib.util.find_spec(package) is not None, f"{name}: package {package} is not installed"
     if alias.task == "llm":
         assert spec.prompt_style in ("few-shot", "chat")
+        assert spec.engine in ENGINES and spec.engine == (alias.engine or "transformers")
+    else:
+        assert spec.engine == "" and not alias.engine
 
 
 @pytest.mark.parametrize("profile", profiles())
@@ -48,6 +51,7 @@ def _registry_with(tmp_path: Path, old: str, new: str) -> Path:
         ('licence = "Apache-2.0"', 'license = "Apache-2.0"', "unknown key(s) license"),
         ('prompt_style = "few-shot"', 'prompt_style = "fewshot"', "prompt_style must be one of"),
         ('llm = "gemma-3-270m"', 'lm = "gemma-3-270m"', "must name exactly the tasks"),
+        ('engine = "ctranslate2"', 'engine = "ct2"', "engine applies to llm aliases and must be one of"),
     ],
 )
 def test_a_mistyped_registry_is_a_clear_error(tmp_path: Path, old: str, new: str, message: str) -> None:

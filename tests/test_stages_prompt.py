@@ -44,3 +44,21 @@ def test_chat_style_uses_the_tokenizer_template(tmp_path):
     prompt = build_prompt(CTX, "chat", tok)
     assert prompt.startswith("<|user|>") and prompt.endswith("<|assistant|>")
     assert "Company: Nike" in prompt
+
+
+def test_brand_examples_come_after_the_static_prefix_just_before_the_target():
+    from dataclasses import replace
+
+    plain = build_prompt(CTX, "few-shot")
+    with_history = build_prompt(replace(CTX, brand_examples=("Just do it. #Nike", "Run on. #Nike"),
+                                        style="hashtag #Nike"), "few-shot")
+    prefix = plain[: plain.index("Image description: a photo of a running shoe")]
+    assert with_history.startswith(prefix)  # the cacheable prefix (role, instruction, examples) is unchanged
+    block = with_history[len(prefix):]
+    assert block.startswith("Recent tweets by @nike (copy their voice, not their facts):\n- Just do it. #Nike\n")
+    assert block.index("Style: hashtag #Nike") < block.index("Text in the image: SUMMER SALE")
+    assert with_history.endswith("Tweet:") and with_history.count("Tweet:") == plain.count("Tweet:")
+    assert "Recent tweets by" in build_prompt(replace(CTX, brand_examples=("a",)), "zero-shot")
+    # Placeholders are dropped from the examples (shown, the small model answered with a bare "<hyperlink>").
+    shown = build_prompt(replace(CTX, brand_examples=("<mention> Run on. #Nike <hyperlink>",)), "few-shot")
+    assert "- Run on. #Nike\n" in shown

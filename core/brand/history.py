@@ -43,7 +43,11 @@ def parse_dates(values: pd.Series, where: str) -> np.ndarray:
     """Dates as UTC nanoseconds; any blank or unreadable one is an error naming the first (row numbers from 1)."""
     import pandas as pd
 
-    stamps = pd.to_datetime(values.str.strip(), errors="coerce", utc=True, format="mixed")
+    values = values.str.strip()
+    try:  # ISO dates (what dumps hold) parse vectorised; anything else element by element
+        stamps = pd.to_datetime(values, utc=True, format="ISO8601")
+    except (ValueError, TypeError):
+        stamps = pd.to_datetime(values, errors="coerce", utc=True, format="mixed")
     bad = stamps.isna().to_numpy()
     if bad.any():
         first = int(np.flatnonzero(bad)[0])

@@ -29,8 +29,9 @@ from core.stages.prompt import likes_bucket
 DEFAULT_K = 3
 DEFAULT_TOKEN_BUDGET = 180  # examples' share of the prompt: Gemma-3-270m on CPU pays for every prefill token
 EXAMPLE_CHARS = 280
-VOICE_WINDOW = 50  # a brand's voice is learned from its latest tweets before the post
+VOICE_WINDOW = 40  # a brand's voice is learned from its latest tweets before the post
 _BUCKETS = ("very low", "low", "medium", "high", "very high")
+_BOUNDS = np.array([10, 100, 1_000, 10_000])  # prompt.LIKES_BUCKETS' upper bounds, for vectorised bucketing
 INDEX_VERSION = "1"
 
 
@@ -103,6 +104,11 @@ class HistoryIndex:
         self._by_username = self._group(history.usernames, order)
         self._by_company = self._group(history.companies, order)
         self._dates_sorted = order  # all rows by date, for the fallback's "before" cut
+        self._ids = np.array(history.ids, dtype=object)
+        self._voices: dict[tuple[int, ...], BrandVoice] = {}  # a window's voice, learned once
+        # Likes bucket per row (9: unknown, farther than any real bucket), so ranking is vectorised.
+        likes = history.likes
+        self._buckets = np.where(np.isnan(likes), 9, np.searchsorted(_BOUNDS, np.nan_to_num(likes), side="right"))
 
     @staticmethod
     def _group(keys: np.ndarray, order: np.ndarray) -> dict[str, np.ndarray]:
@@ -177,16 +183,23 @@ class HistoryIndex:
         if before is not None and len(rows):
             rows = rows[self.history.dates[rows] < before]
         if exclude_id is not None and len(rows):
-            ids = self.history.ids
-            rows = np.array([r for r in rows.tolist() if ids[r] != exclude_id], dtype=np.int64)
+            rows = rows[self._ids[rows] != exclude_id]
         return rows
 
     def voice(self, username: str = "", company: str = "", before: str | int | None = None,
               exclude_id: str | None = None) -> BrandVoice:
         """The account's voice from its latest tweets before ``before``."""
-        cut = parse_date(before) if isinstance(before, str) else before
-        rows = self._eligible(self.account_rows(username, company), cut, exclude_id)
-        return learn_voice([self.history.content[r] for r in rows[-VOICE_WINDOW:].tolist()])
+        cut = int(before) if isinstance(before, int | np.integer) else parse_date(before)
+        return self._voice_of(self._eligible(self.account_rows(username, company), cut, exclude_id))
+
+    def _voice_of(self, rows: np.ndarray) -> BrandVoice:
+        """The voice of the latest ``VOICE_WINDOW`` of ``rows`` (memoised: a brand's posts share windows)."""
+        window = tuple(rows[-VOICE_WINDOW:].tolist())
+        if window not in self._voices:
+            if len(self._voices) > 10_000:
+                self._voices.clear()
+            self._voices[window] = learn_voice([self.history.content[r] for r in window])
+        return self._voices[window]
 
     def examples(
         self,
@@ -194,7 +207,7 @@ class HistoryIndex:
         username: str = "",
         company: str = "",
         media_text: str = "",
-        before: str | None = None,
+        before: str | int | None = None,
         exclude_id: str | None = None,
         likes: float | None = None,
         k: int = DEFAULT_K,
@@ -204,7 +217,7 @@ class HistoryIndex:
         """Up to ``k`` earlier tweets for a post, fitting ``token_budget``; never the post itself or a later one."""
         if k <= 0:
             return Examples(note="history examples switched off (k = 0)")
-        cut = parse_date(before)
+        cut = int(before) if isinstance(before, int | np.integer) else parse_date(before)
         own = self._eligible(self.account_rows(username, company), cut, exclude_id)
         query = " ".join(filter(None, (media_text, company)))
         scores = self.scores(query)
@@ -226,17 +239,12 @@ class HistoryIndex:
                     f"nearest other brands ({', '.join(others)})")
             return Examples(tweets, True, note, BrandVoice())
         note = f"{len(tweets)} of @{account_key(username) or company}'s {len(own)} earlier tweets"
-        voice = learn_voice([self.history.content[r] for r in own[-VOICE_WINDOW:].tolist()])
-        return Examples(tweets, False, note, voice)
+        return Examples(tweets, False, note, self._voice_of(own))
 
     def _rank(self, rows: np.ndarray, scores: np.ndarray, likes: float | None) -> np.ndarray:
         """Best text match first; then the likes bucket nearest the target; then the most recent."""
         target = _bucket_index(likes)
-        if target is None:
-            distance = np.zeros(len(rows))
-        else:
-            buckets = np.array([_bucket_index(v) if not math.isnan(v) else 9 for v in self.history.likes[rows]])
-            distance = np.abs(buckets - target)
+        distance = np.zeros(len(rows)) if target is None else np.abs(self._buckets[rows] - target)
         text = np.round(scores[rows].astype(np.float64), 2)
         order = np.lexsort((-self.history.dates[rows], distance, -text))  # last key is the primary one
         return rows[order]

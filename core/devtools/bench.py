@@ -134,6 +134,87 @@ def bench_stages(pipeline: Pipeline, inputs: dict[str, Path], max_new_tokens: in
     return out
 
 
+ENGINES_COMPARED = ("transformers", "ctranslate2")
+
+
+def bench_engine(pipeline: Pipeline, poster: Path, n_prompts: int, max_new_tokens: int, repeats: int = 3) -> dict:
+    """One engine: forced-length tokens/s (one at a time, batched) and warm image→tweet as a user gets it.
+
+    The image→tweet time is the pipeline's ``predict`` with the default generation settings (stop
+    strings active, prompt processing included): what ``m2t predict`` waits for once models are loaded.
+    """
+    from core.pipeline import PredictRequest
+
+    out: dict = dict(bench_generation(pipeline, n_prompts, max_new_tokens))
+    request = PredictRequest("Bean Town", "beantown", "2023-05-06 09:00", likes=250, media=str(poster))
+    pipeline.predict(request)  # warm-up: first call fills caches (and the engine's static prefix)
+    times, tweets = [], []
+    for _ in range(repeats):
+        prediction, seconds = _timed(pipeline.predict, request)
+        times.append(seconds)
+        tweets.append(prediction.tweet)
+    out["predict_image_warm_s"] = sorted(times)[len(times) // 2]
+    out["predict_image_runs_s"] = times
+    out["predict_image_llm_s"] = prediction.analysis.timings.get("llm")
+    out["example_tweet"] = tweets[-1]
+    return out
+
+
+def bench_engines(specs: dict, poster: Path, n_prompts: int, max_new_tokens: int) -> dict:
+    """Both LLM engines in one run, same prompts, same other stages; ratios are ctranslate2 / transformers."""
+    import gc
+    import os
+    from dataclasses import replace
+
+    from core.pipeline import Pipeline, load_model
+    from core.registry import resolve
+
+    shared: dict = {}
+
+    def loader(spec):  # caption/OCR load once for both engines
+        if spec.task == "llm":
+            return load_model(spec)
+        if spec not in shared:
+            shared[spec] = load_model(spec)
+        return shared[spec]
+
+    llm = specs["llm"]
+    out: dict = {"model": llm.model, "load_avg_before": list(os.getloadavg())}
+    for engine in ENGINES_COMPARED:
+        spec = resolve("llm", llm.model, device=llm.device, engine=engine)
+        spec = replace(spec, adapter=llm.adapter)
+        print(f"benchmarking the {engine} engine…", file=sys.stderr)
+        pipeline = Pipeline({**specs, "llm": spec}, loader=loader)
+        _, load_s = _timed(pipeline.model, "llm")
+        out[engine] = {"load_s": load_s, **bench_engine(pipeline, poster, n_prompts, max_new_tokens)}
+        del pipeline
+        gc.collect()
+    out["load_avg_after"] = list(os.getloadavg())
+    fast, slow = out["ctranslate2"], out["transformers"]
+    out["ratios"] = {
+        "one_at_a_time_tok_s": fast["one_at_a_time_tok_s"] / slow["one_at_a_time_tok_s"],
+        "batched_tok_s": fast["batched_tok_s"] / slow["batched_tok_s"],
+        "predict_image_warm": slow["predict_image_warm_s"] / fast["predict_image_warm_s"],
+    }
+    return out
+
+
+def engines_table(engines: dict) -> str:
+    """The engine comparison as the README shows it."""
+    rows = [f"LLM engines ({engines['model']}, forced-length tokens/s; warm image→tweet with stop strings)",
+            f"  {'engine':<13}{'one at a time':>15}{'batched':>10}{'image→tweet':>13}"]
+    for engine in ENGINES_COMPARED:
+        e = engines[engine]
+        rows.append(f"  {engine:<13}{e['one_at_a_time_tok_s']:>11.1f} t/s{e['batched_tok_s']:>6.1f} t/s"
+                    f"{e['predict_image_warm_s']:>11.2f} s")
+    r = engines["ratios"]
+    rows.append(f"  ratio ct2/tf {r['one_at_a_time_tok_s']:>12.2f}x{r['batched_tok_s']:>9.2f}x"
+                f"{r['predict_image_warm']:>12.2f}x faster")
+    before, after = engines["load_avg_before"][0], engines["load_avg_after"][0]
+    rows.append(f"  load average before/after: {before:.1f} / {after:.1f}")
+    return "\n".join(rows)
+
+
 def _machine() -> str:
     from core.eval.store import hardware_description
 
@@ -167,15 +248,33 @@ def configure_bench(p) -> None:
                    help="where to write the JSON results (missing folders are created)")
     p.add_argument("--prompts", type=positive_int, default=16, help="prompts for the batching comparison")
     p.add_argument("--max-new-tokens", type=positive_int, default=60)
+    p.add_argument("--engines-only", action="store_true",
+                   help="only compare the LLM engines (transformers vs ctranslate2)")
+    p.add_argument("--history-index", action="store_true",
+                   help="measure only the brand-history index (build s, peak memory, queries/s) on a generated dump")
+    p.add_argument("--history-rows", type=positive_int, default=300_000, help="--history-index: tweets in the dump")
+    p.add_argument("--history-brands", type=positive_int, default=2_000, help="--history-index: brands in it")
+    p.add_argument("--batch", action="store_true",
+                   help="only compare m2t batch --engine local vs ray (rows/s) on one generated dump")
+    p.add_argument("--batch-rows", type=positive_int, default=50, help="--batch: rows in the generated dump")
 
 
 def run_bench(args) -> int:
+    if getattr(args, "history_index", False):
+        from core.brand.bench import run as run_history_bench
+
+        return run_history_bench(args)
+    if getattr(args, "batch", False):
+        return _run_batch_bench(args)
     from core.outputs import writable_file
-    from core.pipeline import Pipeline
-    from core.registry import TASKS, resolve
 
     writable_file(args.out, "--out", make_parents=True)  # minutes of benchmarks must not end in "cannot write"
+    from core.pipeline import Pipeline  # torch and transformers load only once the arguments are known good
+    from core.registry import TASKS, resolve
+
     specs = {task: resolve(task, profile=args.profile, device=args.device) for task in TASKS}
+    if args.engines_only:
+        return _run_engines_only(args, specs)
     print("benchmarking model loads…", file=sys.stderr)
     loads = bench_loads(specs)
     print("benchmarking a fresh process loading the whole stack…", file=sys.stderr)
@@ -186,6 +285,8 @@ def run_bench(args) -> int:
         stages = bench_stages(pipeline, _inputs(Path(tmp)), args.max_new_tokens)
     print("benchmarking batched generation…", file=sys.stderr)
     generation = bench_generation(pipeline, args.prompts, args.max_new_tokens)
+    with tempfile.TemporaryDirectory() as tmp:
+        engines = bench_engines(specs, _inputs(Path(tmp))["poster"], args.prompts, args.max_new_tokens)
     results = {
         "machine": _machine(),
         "profile": args.profile or "offline",
@@ -194,10 +295,115 @@ def run_bench(args) -> int:
         "stack_cold_s": stack,
         "stages": stages,
         "generation": generation,
+        "engines": engines,
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))
-    print(json.dumps(results, indent=2) if args.json else _table(results))
+    print(json.dumps(results, indent=2) if args.json else _table(results) + "\n\n" + engines_table(engines))
+    print(f"wrote {out}", file=sys.stderr)
+    return 0
+
+
+def _run_engines_only(args, specs: dict) -> int:
+    """``m2t bench --engines-only``: the engine comparison alone, merged into an existing results file."""
+    with tempfile.TemporaryDirectory() as tmp:
+        from core.devtools.synthetic import render_text_image
+
+        poster = Path(tmp) / "poster.png"
+        render_text_image("GRAND OPENING this Saturday 10am free coffee for everyone", size=(800, 450)).save(poster)
+        engines = bench_engines(specs, poster, args.prompts, args.max_new_tokens)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        results = json.loads(out.read_text()) if out.is_file() else {}
+    except ValueError:
+        results = {}
+    results.update({"machine": _machine(), "engines": engines})
+    out.write_text(json.dumps(results, indent=2))
+    print(json.dumps(engines, indent=2) if args.json else engines_table(engines))
+    print(f"wrote {out}", file=sys.stderr)
+    return 0
+
+
+# --------------------------------------------------------------------------- m2t bench --batch (local vs ray engine)
+
+
+def bench_batch_engines(profile: str | None, device: str | None, rows: int, max_new_tokens: int,
+                        batch_size: int = 8) -> dict:
+    """Rows/s of ``m2t batch`` on one generated dump, local engine then ray engine (embedded), in one run.
+
+    Both start cold (models load inside the measured time, Ray also starts), as a user's command does;
+    ``steady_rows_s`` leaves out everything before the first block was written, i.e. start-up.
+    """
+    import os
+
+    from core.batch import run_batch
+    from core.batch_ray import parse_actors, run_batch_ray
+    from core.devtools.synthetic import make_tweet_set
+    from core.pipeline import Pipeline
+    from core.registry import TASKS, resolve
+    from core.stages.llm import GenerationConfig
+
+    specs = {task: resolve(task, profile=profile, device=device) for task in TASKS}
+    cfg = GenerationConfig(max_new_tokens=max_new_tokens, batch_size=batch_size)
+    out: dict = {"rows": rows, "max_new_tokens": max_new_tokens, "batch_size": batch_size,
+                 "load_avg_before": list(os.getloadavg())}
+    with tempfile.TemporaryDirectory() as tmp:
+        _, dump = make_tweet_set(Path(tmp), n_train=0, n_test=rows)
+        for engine in ("local", "ray"):
+            print(f"benchmarking m2t batch --engine {engine} on {rows} rows…", file=sys.stderr)
+            marks: list[tuple[float, int]] = []
+            start = time.perf_counter()
+
+            def progress(done: int, total: int, marks=marks, start=start) -> None:
+                marks.append((time.perf_counter() - start, done))
+
+            target = Path(tmp) / f"{engine}.csv"
+            plan: dict = {}
+            if engine == "local":
+                run_batch(dump, target, Pipeline(specs), cfg, progress)
+            else:
+                run_batch_ray(dump, target, specs, cfg, progress, actors=parse_actors(None), on_start=plan.update)
+            wall = time.perf_counter() - start
+            written = [(t, n) for t, n in marks if n > 0]
+            first_t, first_n = written[0]
+            out[engine] = {
+                "wall_s": wall, "rows_s": rows / wall, "first_block_s": first_t,
+                "steady_rows_s": (rows - first_n) / (wall - first_t) if wall > first_t else None,
+            }
+            if plan:
+                out[engine]["cpus_per_actor"] = plan
+    out["ray_vs_local_rows_s"] = out["ray"]["rows_s"] / out["local"]["rows_s"]
+    out["load_avg_after"] = list(os.getloadavg())
+    return out
+
+
+def batch_engines_table(b: dict) -> str:
+    rows = [f"m2t batch, {b['rows']} generated rows, {b['max_new_tokens']} max new tokens, batch {b['batch_size']}",
+            f"  {'engine':<8}{'rows/s':>9}{'wall s':>9}{'first block s':>15}{'steady rows/s':>15}"]
+    for engine in ("local", "ray"):
+        e = b[engine]
+        steady = f"{e['steady_rows_s']:.2f}" if e["steady_rows_s"] else "-"
+        rows.append(f"  {engine:<8}{e['rows_s']:>9.2f}{e['wall_s']:>9.1f}{e['first_block_s']:>15.1f}{steady:>15}")
+    return "\n".join(rows)
+
+
+def _run_batch_bench(args) -> int:
+    """``m2t bench --batch``: the engine comparison alone, merged into an existing results file."""
+    from core.outputs import writable_file
+
+    writable_file(args.out, "--out", make_parents=True)
+    batch = bench_batch_engines(args.profile, args.device, args.batch_rows, args.max_new_tokens)
+    batch["machine"] = _machine()
+    print(json.dumps(batch, indent=2) if args.json else batch_engines_table(batch))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        results = json.loads(out.read_text()) if out.is_file() else {}
+    except ValueError:
+        results = {}
+    results["batch_engines"] = batch
+    out.write_text(json.dumps(results, indent=2))
     print(f"wrote {out}", file=sys.stderr)
     return 0

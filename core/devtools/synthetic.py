@@ -653,6 +653,39 @@ def make_tweet_set(
     return train, test
 
 
+def _generated_brand(rng: random.Random, i: int) -> Brand:
+    """A made-up brand with its own products and voice, for dumps far larger than the hand-written seven."""
+    stem = rng.choice(WORDS).title() + rng.choice(WORDS).title()
+    name = f"{stem} {rng.choice(('Co', 'Labs', 'Foods', 'Studio', 'Goods', 'Works'))}"
+    products = tuple(f"{rng.choice(WORDS).title()} {rng.choice(WORDS).title()}" for _ in range(4))
+    voice = Voice(
+        f"#{stem}{i}",
+        rng.choice(("Stay tuned!", "See you soon.", "Cheers!", "Much love.", "Onwards!")),
+        rng.choice(("normal", "normal", "lower", "shout")),
+        tuple(rng.sample(("✨", "🔥", "🎉", "💚", "☀️", "🚀", "📣"), 2)),
+        rng.choice(("", "", "Tell your friends.")),
+    )
+    return Brand(name, f"{stem}{i}", name.lower(), products, (0, 0, 0), (255, 255, 255), "DejaVuSans.ttf", voice)
+
+
+def make_history_dump(path: str | Path, n: int = 300_000, n_brands: int = 2_000, seed: int = 0) -> Path:
+    """A large tweet dump (text only, no images) for scaling the history index: brand sizes are skewed
+    (a few big accounts, a long tail), each brand writes in its own voice, dates span 2020-2023."""
+    rng = random.Random(seed)
+    brands = [*BRANDS, *(_generated_brand(rng, i) for i in range(max(0, n_brands - len(BRANDS))))]
+    weights = [1.0 / (rank + 1) ** 0.8 for rank in range(len(brands))]
+    chosen = rng.choices(range(len(brands)), weights=weights, k=n)
+    rows = []
+    for i, b in enumerate(chosen):
+        brand = brands[b]
+        likes = int(rng.lognormvariate(math.log(70), 2.0))
+        date = _START + timedelta(minutes=rng.randrange(_SPAN_MINUTES))
+        content = _tweet_text(rng, brand, rng.choice(brand.products), rng.choice(_OFFERS), rng.choice(_DAYS), likes)
+        rows.append((10**12 + i, date.strftime("%Y-%m-%d %H:%M:%S"), likes, content, brand.username, "",
+                     brand.company))
+    return _write_csv(Path(path), TWEET_COLUMNS, rows)
+
+
 # --------------------------------------------------------------------------- CLI
 
 

@@ -43,7 +43,7 @@ _PLACEHOLDER = re.compile(r"<\s*(hyperlink|mention)\s*>", re.I)
 
 # Order matters: the first pattern that claims a span wins, so a price is not also a bare number.
 _DETAIL_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("url", re.compile(r"\b(?:https?://|www\.)\S+", re.I)),
+    ("url", re.compile(r"\b(?:https?://|www\.)[^\s<>()\[\]]*[^\s<>()\[\].,!?;:'\"]", re.I)),  # no trailing ")."
     ("handle", re.compile(r"(?<![\w@])@\w{2,}")),
     ("price", re.compile(r"[$€£¥]\s?\d[\d,]*(?:\.\d+)?\s?(?:[kKmM]\b)?"
                          r"|\b\d[\d,]*(?:\.\d+)?\s?(?:usd|eur|gbp|dollars?|euros?|pounds?)\b", re.I)),

@@ -1,9 +1,15 @@
 """Write tweets with a causal LM: load (offline GGUF or hub), generate in batches, clean up.
 
+Three engines sit behind ``load_llm``/``generate`` (``spec.engine``): ``ctranslate2`` (int8, the
+offline default: ``core.stages.llm_ct2``), ``transformers`` (this module: training, hub models,
+4-bit) and ``openai`` (any OpenAI-compatible server: ``core.stages.llm_openai``). Every engine gets
+the same prompts, stop strings and ``clean_tweet``, so their tweets compare.
+
 GGUF files load through transformers by dequantising to fp32, which takes 17–70 s; we do it
-once and keep a safetensors copy in the cache (reload in seconds). transformers marks a
-GGUF-loaded model as quantised, which makes ``save_pretrained`` and ``Trainer`` refuse it even
-though its layers are plain fp32 Linear; clearing the quantiser marks fixes both.
+once and keep a safetensors copy in the cache (reload in seconds); the CTranslate2 conversion starts
+from that copy. transformers marks a GGUF-loaded model as quantised, which makes ``save_pretrained``
+and ``Trainer`` refuse it even though its layers are plain fp32 Linear; clearing the quantiser marks
+fixes both.
 """
 
 from __future__ import annotations
@@ -43,12 +49,39 @@ class GenerationConfig:
     seed: int = 0
 
 
-@dataclass
 class LLM:
-    spec: ModelSpec
-    model: torch.nn.Module
-    tokenizer: object
-    device: str
+    """A loaded LLM: its spec, tokenizer and device, and what runs it (``engine``).
+
+    ``model`` is the transformers module. With another engine it loads on first access (e.g. for
+    LoRA training, which needs torch weights), so callers that train keep working unchanged.
+    ``runner`` holds the engine's own object (a CTranslate2 generator, a server client).
+    """
+
+    def __init__(self, spec: ModelSpec, model: torch.nn.Module | None, tokenizer: object, device: str,
+                 engine: str = "transformers", runner: object | None = None) -> None:
+        self.spec = spec
+        self._model = model
+        self.tokenizer = tokenizer
+        self.device = device
+        self.engine = engine
+        self.runner = runner
+
+    def __repr__(self) -> str:
+        return f"LLM(model={self.spec.model!r}, engine={self.engine!r}, device={self.device!r})"
+
+    @property
+    def model(self) -> torch.nn.Module:
+        if self._model is None:
+            from dataclasses import replace
+
+            spec = replace(self.spec, engine="transformers", url=None, served_model=None)
+            device = self.device if self.engine == "transformers" else pick_device(spec.device)
+            self._model = _load_transformers(spec, device)[0]
+        return self._model
+
+    @model.setter
+    def model(self, value: torch.nn.Module) -> None:
+        self._model = value
 
     @property
     def prompt_style(self) -> str:
@@ -56,6 +89,8 @@ class LLM:
             return (Path(self.spec.adapter) / "prompt_style.txt").read_text().strip()
         if self.spec.is_offline_alias:
             return self.spec.prompt_style
+        if self.tokenizer is None:  # a server's model with no local tokenizer: a completion prompt
+            return "few-shot"
         return "chat" if getattr(self.tokenizer, "chat_template", None) else "few-shot"
 
 
@@ -127,7 +162,26 @@ def _load_model(spec: ModelSpec, device: str):
 
 
 def load_llm(spec: ModelSpec) -> LLM:
+    """The LLM for ``spec`` on its engine (``spec.engine``; empty means transformers)."""
+    if spec.engine == "ctranslate2":
+        from core.stages import llm_ct2
+
+        runner, device = llm_ct2.load(spec)
+        return LLM(spec=spec, model=None, tokenizer=runner.tokenizer, device=device, engine="ctranslate2",
+                   runner=runner)
+    if spec.engine == "openai":
+        from core.stages import llm_openai
+
+        client = llm_openai.connect(spec)
+        return LLM(spec=spec, model=None, tokenizer=client.tokenizer, device="server", engine="openai",
+                   runner=client)
     device = pick_device(spec.device)
+    model, tokenizer = _load_transformers(spec, device)
+    return LLM(spec=spec, model=model, tokenizer=tokenizer, device=device)
+
+
+def _load_transformers(spec: ModelSpec, device: str):
+    """The transformers model (adapter merged) and its tokenizer, ready for batched generation."""
     model, tokenizer = _load_model(spec, device)
     if spec.adapter:
         from peft import PeftModel
@@ -141,7 +195,7 @@ def load_llm(spec: ModelSpec) -> LLM:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"  # batched generation continues every prompt from its last token
     model.eval()
-    return LLM(spec=spec, model=model, tokenizer=tokenizer, device=device)
+    return model, tokenizer
 
 
 _LABEL = re.compile(r"^\s*(tweet|answer|response)\s*:\s*", re.IGNORECASE)
@@ -229,7 +283,9 @@ class _NoRepeatNewNGrams(LogitsProcessor):
         return scores
 
 
-def _generate_batch(llm: LLM, prompts: list[str], cfg: GenerationConfig, stats: dict | None) -> list[list[str]]:
+def _generate_batch(
+    llm: LLM, prompts: list[str], cfg: GenerationConfig, stats: dict | None, scores: bool = False
+) -> list[list[tuple[str, float | None]]]:
     tok = llm.tokenizer
     enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=llm.prompt_style != "chat")
     enc = {k: v.to(llm.device) for k, v in enc.items()}
@@ -250,13 +306,60 @@ def _generate_batch(llm: LLM, prompts: list[str], cfg: GenerationConfig, stats: 
         kwargs["logits_processor"] = LogitsProcessorList(
             [_NoRepeatNewNGrams(cfg.no_repeat_ngram_size, enc["input_ids"].shape[1])]
         )
+    if scores:  # keeps one vocabulary-sized row per step and sequence: only when a caller ranks by it
+        kwargs.update(output_scores=True, return_dict_in_generate=True)
+    model = llm.model
     with torch.inference_mode():
-        out = llm.model.generate(**enc, **kwargs)
-    new_tokens = out[:, enc["input_ids"].shape[1]:]
+        out = model.generate(**enc, **kwargs)
+    sequences = out.sequences if scores else out
+    new_tokens = sequences[:, enc["input_ids"].shape[1]:]
+    written = new_tokens != tok.pad_token_id
     if stats is not None:  # tokens actually written (padding after a sequence ended is not work done)
-        stats["new_tokens"] = stats.get("new_tokens", 0) + int((new_tokens != tok.pad_token_id).sum())
+        stats["new_tokens"] = stats.get("new_tokens", 0) + int(written.sum())
+    logprobs: list[float | None] = [None] * len(new_tokens)
+    if scores:
+        steps = model.compute_transition_scores(sequences, out.scores, normalize_logits=True)
+        steps = torch.where(written[:, : steps.shape[1]], steps, torch.zeros_like(steps))
+        counts = written.sum(dim=1).clamp(min=1)
+        logprobs = (steps.sum(dim=1) / counts).tolist()
     texts = tok.batch_decode(new_tokens, skip_special_tokens=True)
-    return [[clean_tweet(t) for t in texts[i * n:(i + 1) * n]] for i in range(len(prompts))]
+    pairs = list(zip(texts, logprobs, strict=True))
+    return [pairs[i * n:(i + 1) * n] for i in range(len(prompts))]
+
+
+def generate_scored(
+    llm: LLM,
+    prompts: list[str],
+    cfg: GenerationConfig | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    stats: dict | None = None,
+    *,
+    scores: bool = True,
+) -> list[list[tuple[str, float | None]]]:
+    """Candidates for each prompt as ``(tweet, mean log-probability per generated token)``, best engine-side.
+
+    The log-probability is the model's own (after repetition penalty and the n-gram ban, before
+    temperature), averaged over the tokens written up to the stop, so a caller can rank candidates
+    or break ties by likelihood; it is ``None`` where the engine gives none (a server without
+    ``logprobs``) or ``scores`` is False. Tweets are cleaned (``clean_tweet``) as ``generate`` returns them.
+    """
+    cfg = cfg or GenerationConfig()
+    if llm.engine == "ctranslate2":
+        from core.stages import llm_ct2
+
+        raw = llm_ct2.generate(llm, prompts, cfg, progress, stats, STOP_STRINGS, scores=scores)
+    elif llm.engine == "openai":
+        from core.stages import llm_openai
+
+        raw = llm_openai.generate(llm, prompts, cfg, progress, stats, STOP_STRINGS, scores=scores)
+    else:
+        torch.manual_seed(cfg.seed)
+        raw = []
+        for start in range(0, len(prompts), max(1, cfg.batch_size)):
+            raw.extend(_generate_batch(llm, prompts[start:start + cfg.batch_size], cfg, stats, scores))
+            if progress:
+                progress(len(raw), len(prompts))
+    return [[(clean_tweet(text), logprob) for text, logprob in row] for row in raw]
 
 
 def generate(
@@ -266,15 +369,9 @@ def generate(
     progress: Callable[[int, int], None] | None = None,
     stats: dict | None = None,
 ) -> list[list[str]]:
-    """Candidates for each prompt, generated ``cfg.batch_size`` prompts at a time with left padding.
+    """Candidates for each prompt, generated ``cfg.batch_size`` prompts at a time on the LLM's engine.
 
     ``stats``, when given, accumulates ``new_tokens``: the tokens generated before cleaning.
     """
-    cfg = cfg or GenerationConfig()
-    torch.manual_seed(cfg.seed)
-    results: list[list[str]] = []
-    for start in range(0, len(prompts), max(1, cfg.batch_size)):
-        results.extend(_generate_batch(llm, prompts[start:start + cfg.batch_size], cfg, stats))
-        if progress:
-            progress(len(results), len(prompts))
-    return results
+    rows = generate_scored(llm, prompts, cfg, progress, stats, scores=False)
+    return [[text for text, _ in row] for row in rows]

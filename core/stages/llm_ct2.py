@@ -13,6 +13,8 @@ CTranslate2 forwards a batch's prompts at once only up to its shortest prompt; t
 row goes through the decode loop, where the n-gram ban would see it. Rows are therefore sorted by
 length and a call holds rows at most ``MAX_SUFFIX_SPREAD`` tokens apart, so that part is at most the
 end of the last field line. Greedy text is not bit-identical to fp32 transformers (int8 weights).
+``cfg.seed`` seeds CTranslate2's sampler, whose generator lives in its worker thread: sampled
+candidates repeat across processes started alike, not across calls in one process.
 
 Conversion: the safetensors copy in the cache (``core.stages.llm.convert_gguf``) or a hub id / local
 folder → ``cache_dir()/ct2/<name>-<quantization>`` once, atomically (temp folder + rename), with the
@@ -186,7 +188,8 @@ def _threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _device(spec: ModelSpec) -> str:
+def prepare_device(spec: ModelSpec) -> str:
+    """Where the engine runs: the asked device, or the GPU when CTranslate2 sees one (else the CPU)."""
     import ctranslate2
 
     wanted = (spec.device or "auto").strip()
@@ -206,7 +209,11 @@ def _open(folder: Path, device: str):
         str(folder), device=kind, device_index=int(index or 0), compute_type=compute_type(device),
         intra_threads=_threads() if kind == "cpu" else 0, inter_threads=1,
     )
-    return generator, AutoTokenizer.from_pretrained(str(folder))
+    tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    if tokenizer.pad_token is None:  # as the transformers path sets it: training collates with it
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "left"
+    return generator, tokenizer
 
 
 @dataclass
@@ -228,7 +235,7 @@ class CT2Runner:
 
 def load(spec: ModelSpec) -> tuple[CT2Runner, str]:
     """Convert (once) and open; a cached conversion that does not open is rebuilt once, then a one-line error."""
-    device = _device(spec)
+    device = prepare_device(spec)
     folder = convert(spec, device)
     try:
         generator, tokenizer = _open(folder, device)
@@ -333,8 +340,10 @@ def generate(
     progress: Callable[[int, int], None] | None,
     stats: dict | None,
     stop_strings: tuple[str, ...],
+    scores: bool = False,
 ) -> list[list[tuple[str, float | None]]]:
-    """Raw (uncleaned) texts with their mean log-probability per token, ``cfg.num_candidates`` per prompt."""
+    """Raw (uncleaned) texts, ``cfg.num_candidates`` per prompt, each with its mean log-probability per
+    generated token when ``scores`` (a log-softmax over the vocabulary per step: only when asked)."""
     import ctranslate2
 
     runner: CT2Runner = llm.runner
@@ -351,10 +360,10 @@ def generate(
         repetition_penalty=cfg.repetition_penalty,
         no_repeat_ngram_size=cfg.no_repeat_ngram_size,
         num_hypotheses=n,
-        sampling_topk=TOP_K if sample else 1,
+        sampling_topk=min(TOP_K, len(tok)) if sample else 1,
         sampling_topp=cfg.top_p if sample else 1.0,
         sampling_temperature=cfg.temperature if sample else 1.0,
-        return_scores=True,
+        return_scores=scores,
     )
     ctranslate2.set_random_seed(cfg.seed)
     results: list[list[tuple[str, float | None]]] = [[] for _ in prompts]
@@ -375,7 +384,7 @@ def generate(
             for k, ids in enumerate(result.sequences_ids):
                 seen = store.get((b, k))
                 written = len(seen[0]) if seen else len(ids)
-                logprob = seen[1][0] / max(1, written) if seen else None
+                logprob = seen[1][0] / max(1, written) if seen and scores else None
                 if stats is not None:
                     stats["new_tokens"] = stats.get("new_tokens", 0) + written
                 texts.append((tok.decode(ids, skip_special_tokens=True), logprob))

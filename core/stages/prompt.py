@@ -9,6 +9,7 @@ few-shot completion prompt (they loop without examples); instruct models get the
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 MAX_FIELD_CHARS = 400  # long OCR/transcripts crowd out the examples in a small context
@@ -69,6 +70,9 @@ def fields_block(ctx: TweetContext) -> str:
     return "\n".join(lines)
 
 
+_PLACEHOLDERS = re.compile(r"\s*<\s*(?:hyperlink|mention)\s*>\s*", re.I)
+
+
 def history_block(ctx: TweetContext) -> str:
     """The brand's earlier tweets as a list, framed as voice to copy (not facts), or "" without any."""
     if not ctx.brand_examples and not ctx.style:
@@ -76,7 +80,9 @@ def history_block(ctx: TweetContext) -> str:
     lines = []
     if ctx.brand_examples:
         lines.append(f"Recent tweets by @{ctx.username.lstrip('@')} (copy their voice, not their facts):")
-        lines += [f"- {_clip(t)}" for t in ctx.brand_examples]
+        # Without their <hyperlink>/<mention> placeholders: shown with them, Gemma-3-270m often answered with a
+        # bare "<hyperlink>" (time split, 40 rows: ROUGE-L 43.5 -> 56.7, voice 48 -> 73 %, fact use 53 -> 75 %).
+        lines += [f"- {_clip(_PLACEHOLDERS.sub(' ', t))}" for t in ctx.brand_examples]
     if ctx.style:
         lines.append(f"Style: {ctx.style}")
     return "\n".join(lines)

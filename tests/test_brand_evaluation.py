@@ -1,0 +1,63 @@
+"""The evaluation protocol's extra figures with the real scorers: floors, raw placeholders, voice, grounding."""
+
+from pathlib import Path
+
+import pytest
+
+from core.brand.evaluation import FLOOR_METRICS, floor_metrics, grounding_metrics, prepare
+from core.errors import UserError
+from core.eval.datasets import load_dataset
+
+REFS = [f"Moon Lamp number {i} is {10 + i}% off this friday. Ad astra. #ToTheStars <hyperlink>" for i in range(12)]
+
+
+def test_floors_sit_below_matching_predictions_and_raw_variants_exist():
+    metrics = floor_metrics(list(REFS), list(REFS))
+    assert {f"{p}{k}" for p in ("raw_", "floor_", "floor_raw_") for k in FLOOR_METRICS} == set(metrics)
+    assert metrics["floor_rougeL"] < metrics["raw_rougeL"]
+    assert metrics["floor_cider"] < metrics["raw_cider"]
+    assert floor_metrics(REFS[:1], REFS[:1]) == {}  # one row has no other row's reference to swap in
+
+
+def test_grounding_voice_and_fallback_shares():
+    groundings = [{"unsupported": ["1969"], "coverage": 1.0, "salient": ["moon"]},
+                  {"unsupported": [], "coverage": 0.0, "salient": ["moon", "lamp"]},
+                  {"unsupported": [], "coverage": 1.0, "salient": []}]
+    predictions = ["Moon lamp! #ToTheStars", "New things", "ad astra."]
+    references = ["x #ToTheStars", "y", "z"]
+    voices = [["#ToTheStars", "Ad astra."], ["#ToTheStars"], []]
+    out = grounding_metrics(groundings, predictions, references, voices, [False, False, True])
+    assert out["unsupported_per_tweet"] == pytest.approx(1 / 3) and out["unsupported_share"] == pytest.approx(1 / 3)
+    assert out["fact_use_share"] == 0.5  # of the two rows whose inputs had salient words
+    assert out["voice_share"] == 0.5 and out["ref_voice_share"] == 0.5  # rows whose brand has markers
+    assert out["fallback_share"] == pytest.approx(1 / 3)
+
+
+def _dump(tmp_path: Path) -> Path:
+    lines = ["id,date,likes,content,username,media,inferred company"]
+    lines += [f"{i},2023-01-{i + 1:02d} 10:00,5,tweet {i} #Acme,acme{i % 3},,Acme {i % 3}" for i in range(15)]
+    path = tmp_path / "dump.csv"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_time_split_scores_the_latest_rows_with_the_rest_as_history(tmp_path):
+    path = _dump(tmp_path)
+    data, brand = prepare(load_dataset("llm", path), split="time", k=2)
+    assert [item.key for item in data.items] == ["12", "13", "14"]
+    assert len(brand.index.history) == 12 and brand.k == 2 and "time >= 2023-01-13" in brand.describe()
+    data, _ = prepare(load_dataset("llm", path), split="time", limit=2)
+    assert len(data.items) == 2 and data.limited
+
+
+def test_brand_split_and_bad_combinations(tmp_path):
+    path = _dump(tmp_path)
+    data, brand = prepare(load_dataset("llm", path), split="brand", seed=0)
+    held = {item.row["username"] for item in data.items}
+    assert len(held) == 1 and not held & set(brand.index.history.usernames)
+    with pytest.raises(UserError, match="drop --history"):
+        prepare(load_dataset("llm", path), split="time", history=path)
+    with pytest.raises(UserError, match="--cutoff needs --split time"):
+        prepare(load_dataset("llm", path), cutoff="2023-01-05")
+    with pytest.raises(UserError, match="0 or more"):
+        prepare(load_dataset("llm", path), split="time", k=-1)

@@ -1,0 +1,73 @@
+"""The grounding check: a tweet's checkable details against what its inputs actually say."""
+
+import pytest
+
+from core.stages.grounding import Evidence, check, extract_details, rank_key, salient_words
+
+ROCKET = Evidence.from_inputs(
+    ["Orbit Lab", "OrbitLabSpace", "a photo of a rocket", "MOON LAMP 20% OFF THIS FRIDAY"],
+    "2023-05-05 10:00", voice=["#ToTheStars", "Ad astra."],
+)
+
+
+def _kinds(tweet):
+    return [(d.kind, d.text) for d in extract_details(tweet)]
+
+
+def test_details_of_every_kind_are_listed_in_reading_order():
+    tweet = ("Orbit Lab has been building rockets since 1969! Join us Friday at 10am, $4.50 a ticket, 20% off "
+             "with @nasa on March 3rd: www.orbit.example <hyperlink> #ToTheStars")
+    assert _kinds(tweet) == [("name", "Orbit Lab"), ("number", "1969"), ("date", "Friday"), ("time", "10am"),
+                             ("price", "$4.50"), ("percent", "20%"), ("handle", "@nasa"), ("date", "March 3rd"),
+                             ("url", "www.orbit.example")]
+
+
+def test_placeholders_hashtags_and_sentence_capitals_are_not_details():
+    assert _kinds("Meet the team. Great news today! #Launch2023 <mention> <hyperlink>") == []
+
+
+def test_the_issue_example_invented_year_is_unsupported_the_poster_facts_are_not():
+    report = check("Orbit Lab has been building rockets since 1969. Moon Lamp 20% off this Friday!", ROCKET)
+    assert [d.text for d in report.unsupported] == ["1969"]
+    assert {d.text for d in report.details if d.supported} == {"Orbit Lab", "Moon Lamp", "20%", "Friday"}
+
+
+@pytest.mark.parametrize(
+    ("tweet", "unsupported"),
+    [
+        ("Moon Lamp now 30% off!", ["30%"]),
+        ("Only $19.99 at Orbit Lab", ["$19.99"]),
+        ("See you in Lisbon with Skyline Airways", ["Lisbon", "Skyline Airways"]),
+        ("Say hi to @OrbitLabSpace and @nasa", ["@nasa"]),
+        ("Doors open at 10am on Friday", []),  # the post's own date: Friday 2023-05-05 10:00
+        ("Ad astra. #ToTheStars", []),  # the brand's sign-off is voice, not a fact
+        ("Details at https://orbit.example/lamp", ["https://orbit.example/lamp"]),
+    ],
+)
+def test_unsupported_details(tweet, unsupported):
+    assert [d.text for d in check(tweet, ROCKET).unsupported] == unsupported
+
+
+def test_accents_and_case_fold_when_matching():
+    evidence = Evidence.from_inputs(["CAFE NOIR opens today"])
+    assert check("Café Noir is open!", evidence).unsupported == []
+
+
+def test_salient_words_and_coverage():
+    salient = salient_words("MOON LAMP\n20% OFF\nTHIS FRIDAY", "a photo of a rocket")
+    assert salient == ["moon", "lamp", "20", "friday", "rocket"]
+    report = check("The moon lamp is 20% off!", ROCKET, salient)
+    assert report.used == ["moon", "lamp", "20"] and report.coverage == pytest.approx(0.6)
+    assert check("Anything", ROCKET, []).coverage == 1.0
+    data = report.to_dict()
+    assert data["unsupported"] == [] and data["coverage"] == 0.6 and data["salient"] == salient
+
+
+def test_rank_key_prefers_grounded_then_covering_then_likely():
+    salient = salient_words("MOON LAMP 20% OFF", "")
+    invented = check("Moon Lamp, since 1969, 20% off", ROCKET, salient)
+    grounded = check("Moon Lamp 20% off", ROCKET, salient)
+    vague = check("Something new", ROCKET, salient)
+    ranked = sorted([invented, vague, grounded], key=rank_key)
+    assert ranked == [grounded, vague, invented]  # an invented detail costs more than a missed word
+    assert rank_key(grounded, -1.0) < rank_key(grounded, -2.0)
