@@ -9,6 +9,7 @@ cleans up.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING
@@ -102,11 +103,18 @@ def current_settings() -> Settings:
     return settings if isinstance(settings, Settings) else Settings(profile=_default_profile())
 
 
+def shared_app() -> bool:
+    """True when ``m2t serve`` shares the app (tunnel, login or a non-loopback address): visitors then
+    choose among the registry's models only. A hub id or folder, an adapter folder or an LLM server URL
+    typed by a visitor would make the server load files or call addresses of the visitor's choosing."""
+    return os.environ.get("M2T_SHARED", "") == "1"
+
+
 def _model_choice(task: str, profile: str) -> str | None:
     default_model = load_registry()["profiles"][profile][task]
     choice = st.selectbox(
         TASK_LABELS[task],
-        [DEFAULT, *aliases(task), CUSTOM],
+        [DEFAULT, *aliases(task)] + ([] if shared_app() else [CUSTOM]),
         key=f"cfg.model.{task}",
         persist_state="session",
     )
@@ -126,8 +134,9 @@ def _model_choice(task: str, profile: str) -> str | None:
 
 def _engine_choice() -> tuple[str, str, str]:
     """(engine, server URL, served model) for the LLM; the URL fields show only for the openai engine."""
+    engines = [e for e in ENGINES if e != "openai"] if shared_app() else list(ENGINES)
     choice = st.selectbox(
-        "LLM backend", [ENGINE_DEFAULT, *ENGINES], key="cfg.engine", persist_state="session", help=ENGINE_HELP,
+        "LLM backend", [ENGINE_DEFAULT, *engines], key="cfg.engine", persist_state="session", help=ENGINE_HELP,
     )
     engine = "" if choice == ENGINE_DEFAULT else choice
     llm_url = served = ""
@@ -165,9 +174,11 @@ def render_sidebar() -> Settings:
     )
     with sidebar.expander("Models", expanded=False):
         chosen = {task: _model_choice(task, profile) for task in TASKS}
-        adapter = st.text_input(
+        adapter = "" if shared_app() else st.text_input(
             "LoRA adapter folder for the LLM (optional)", key="cfg.adapter", persist_state="session"
         ).strip()
+        if shared_app():
+            st.caption("Shared app: models come from the registry only (no server folders or URLs).")
         device = st.selectbox(
             "Device", device_options(), key="cfg.device", persist_state="session",
             help="auto: the GPU when one is visible, else the CPU.",

@@ -184,6 +184,26 @@ def _write_atomic(frame: pd.DataFrame, out_path: Path) -> None:
     tmp.replace(out_path)
 
 
+def plan_rows(
+    in_path: Path, out_path: Path, limit: int | None, media_root: str | Path | None
+) -> tuple[pd.DataFrame, Path, pd.DataFrame, list[int]]:
+    """What a (re)run must do: the input rows, where their media resolve, the finished output so far, and
+    the positions of the rows still to generate (matched by id and occurrence, else by position).
+
+    Both engines (this one and ``core.batch_ray``) plan with it, so they resume by the same rule.
+    """
+    frame = read_tweet_csv(in_path)
+    if limit:
+        frame = frame.head(limit)
+    keys = _row_keys(frame)
+    base_dir = media_root_for(in_path, media_root)
+    done = _load_done(out_path, frame)
+    done_keys = set(_row_keys(done)) if "id" in frame.columns and "id" in done.columns else {
+        str(i) for i in range(len(done))
+    }
+    return frame, base_dir, done, [i for i, key in enumerate(keys) if key not in done_keys]
+
+
 def run_batch(
     in_path: Path,
     out_path: Path,
@@ -206,16 +226,7 @@ def run_batch(
     from core.stages.llm import GenerationConfig
 
     cfg = cfg or GenerationConfig()
-    frame = read_tweet_csv(in_path)
-    if limit:
-        frame = frame.head(limit)
-    keys = _row_keys(frame)
-    base_dir = media_root_for(in_path, media_root)
-    done = _load_done(out_path, frame)
-    done_keys = set(_row_keys(done)) if "id" in frame.columns and "id" in done.columns else {
-        str(i) for i in range(len(done))
-    }
-    todo = [i for i, key in enumerate(keys) if key not in done_keys]
+    frame, base_dir, done, todo = plan_rows(in_path, out_path, limit, media_root)
     rows = [done]
     finished = len(frame) - len(todo)
     if progress:

@@ -40,11 +40,9 @@ import pandas as pd
 from core.batch import (
     OUTPUT_COLUMNS,
     _load_done,
-    _row_keys,
     _write_atomic,
     confinement_error,
-    media_root_for,
-    read_tweet_csv,
+    plan_rows,
     result_columns,
     row_request,
 )
@@ -407,7 +405,7 @@ def _write_part(folder: Path, rows: pd.DataFrame, columns: list[str], first_pos:
     tmp.replace(target)
 
 
-def _drop_stale_parts(folder: Path, keys: list[str], done_keys: set[str]) -> None:
+def _drop_stale_parts(folder: Path, n_rows: int, todo: set[int]) -> None:
     """Parts written by a run killed before the rows reached the CSV: their rows will be redone."""
     if not folder.is_dir():
         return
@@ -416,7 +414,7 @@ def _drop_stale_parts(folder: Path, keys: list[str], done_keys: set[str]) -> Non
             pos = int(part.stem.split("-")[1])
         except (IndexError, ValueError):
             continue
-        if pos >= len(keys) or keys[pos] not in done_keys:
+        if pos >= n_rows or pos in todo:
             part.unlink(missing_ok=True)
 
 
@@ -455,22 +453,13 @@ def run_batch_ray(
     cfg = cfg or GenerationConfig()
     counts = actors if isinstance(actors, dict) else parse_actors(actors)
     ray = _import_ray()
-    frame = read_tweet_csv(in_path)
-    if limit:
-        frame = frame.head(limit)
-    keys = _row_keys(frame)
-    base_dir = media_root_for(in_path, media_root)
-    done = _load_done(out_path, frame)
-    done_keys = set(_row_keys(done)) if "id" in frame.columns and "id" in done.columns else {
-        str(i) for i in range(len(done))
-    }
-    todo = [i for i, key in enumerate(keys) if key not in done_keys]
+    frame, base_dir, done, todo = plan_rows(in_path, out_path, limit, media_root)
     columns = list(done.columns)  # an existing output keeps its column order; rows are appended to it
     for column in [*frame.columns, *OUTPUT_COLUMNS]:
         if column not in columns:
             raise UserError(f"{out_path} has no {column!r} column, so rows cannot be added to it; choose another --out")
     parts = parts_dir(out_path)
-    _drop_stale_parts(parts, keys, done_keys)
+    _drop_stale_parts(parts, len(frame), set(todo))
     finished = len(frame) - len(todo)
     if progress:
         progress(finished, len(frame))

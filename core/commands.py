@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from core.console import emit, progress, say
+from core.console import emit, non_negative_int, positive_float, positive_int, progress, say
 from core.errors import UserError
 
 
@@ -276,25 +276,8 @@ def run_prepare(args) -> int:
     return 0
 
 
-def positive_int(text: str) -> int:
-    """An argparse type: a whole number of at least 1 (0 tokens or a batch of 0 is a typo, not a request)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
-    return value
 
 
 def _add_generation_flags(p: argparse.ArgumentParser) -> None:
@@ -314,25 +297,17 @@ def _add_generation_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-new-tokens", type=positive_int, default=60)
     p.add_argument("--candidates", type=positive_int, default=1, help="number of tweets to write (>1 samples)")
     p.add_argument("--sample", action="store_true", help="sample instead of greedy decoding")
-    p.add_argument("--temperature", type=_positive_float, default=0.8)
+    p.add_argument("--temperature", type=positive_float, default=0.8)
     p.add_argument("--seed", type=int, default=0)
 
 
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
 
 
 def add_history_flags(p: argparse.ArgumentParser) -> None:
     """``--history CSV`` and ``--examples K``: the brand's own earlier tweets as examples in the prompt."""
     p.add_argument("--history", metavar="CSV", help="a tweet dump with content (and date, username): the brand's "
                    "earlier tweets become examples in the prompt (same account first, nearest by media text)")
-    p.add_argument("--examples", type=_non_negative_int, default=3, metavar="K",
+    p.add_argument("--examples", type=non_negative_int, default=3, metavar="K",
                    help="history tweets per prompt (default 3; 0: none)")
 
 

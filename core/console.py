@@ -7,6 +7,7 @@ exit, never a traceback.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
@@ -70,3 +71,36 @@ def run_guarded(run: Callable[[], int]) -> int:
     except MemoryError:
         say("error: out of memory; try a smaller model (--model smollm2-135m) or fewer candidates")
         return EXIT_FAILURE
+
+
+# --------------------------------------------------------------------------- argparse types shared by every command
+
+
+def _number(text: str, kind: type, what: str):
+    try:
+        return kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
+
+
+def positive_int(text: str) -> int:
+    """A whole number of at least 1 (0 tokens or a batch of 0 is a typo, not a request)."""
+    value = _number(text, int, "a whole number")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """A whole number of 0 or more (e.g. ``--examples 0``: the no-history baseline)."""
+    value = _number(text, int, "a whole number")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = _number(text, float, "a number")
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
+    return value

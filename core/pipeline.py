@@ -20,7 +20,7 @@ from core.registry import TASKS, ModelSpec, resolve
 from core.stages.asr import Segment, load_asr, transcribe
 from core.stages.caption import Caption, caption_images, load_captioner
 from core.stages.grounding import Evidence, check, rank_key, salient_words
-from core.stages.llm import GenerationConfig, generate, load_llm
+from core.stages.llm import GenerationConfig, generate_scored, load_llm
 from core.stages.ocr import OcrBox, load_ocr, read_images
 from core.stages.prompt import TweetContext, build_prompt
 
@@ -137,16 +137,18 @@ def cut_echo(tweet: str) -> str:
     return tweet[: match.start()].rstrip() if match and match.start() > 0 else tweet
 
 
-def choose(candidates: list[str], request: PredictRequest, analysis: Analysis) -> tuple[list[str], list[dict]]:
-    """Candidates best first (fewest unsupported details, then best coverage, then model order) and their reports.
-
-    The generation layer returns no likelihoods, so ties keep the model's own order (a stable sort).
-    """
+def choose(
+    candidates: list[str], request: PredictRequest, analysis: Analysis, logprobs: list[float | None] | None = None
+) -> tuple[list[str], list[dict]]:
+    """Candidates best first (fewest unsupported details, then best coverage, then the model's likelihood)
+    and their reports. Without likelihoods (one candidate, or an engine that gives none) ties keep the
+    model's own order (a stable sort)."""
     candidates = [cut_echo(c) for c in candidates]
     evidence = evidence_for(request, analysis)
     salient = salient_words(analysis.ocr, analysis.caption)
     reports = [check(c, evidence, salient) for c in candidates]
-    order = sorted(range(len(candidates)), key=lambda i: rank_key(reports[i]))
+    scores = logprobs if logprobs is not None and len(logprobs) == len(candidates) else [None] * len(candidates)
+    order = sorted(range(len(candidates)), key=lambda i: rank_key(reports[i], scores[i]))
     return [candidates[i] for i in order], [reports[i].to_dict() for i in order]
 
 
@@ -300,14 +302,19 @@ class Pipeline:
         if on_stage:
             on_stage("llm", "start")
         start = time.perf_counter()
-        candidates = generate(self.model("llm"), [prompt], cfg)[0]
+        scored = self._generate([prompt], cfg)[0]
         analysis.timings["llm"] = time.perf_counter() - start
         if on_stage:
             on_stage("llm", "done")
         analysis.timings["total"] = sum(analysis.timings.values())
-        candidates, reports = choose(candidates, request, analysis)
+        candidates, reports = choose([t for t, _ in scored], request, analysis, [lp for _, lp in scored])
         return Prediction(tweet=candidates[0], candidates=candidates, prompt=prompt, analysis=analysis,
                           groundings=reports)
+
+    def _generate(self, prompts: list[str], cfg: GenerationConfig | None) -> list[list[tuple[str, float | None]]]:
+        """Candidates with their likelihoods; asked for only when there is a choice to break ties in."""
+        cfg = cfg or GenerationConfig()
+        return generate_scored(self.model("llm"), prompts, cfg, scores=cfg.num_candidates > 1)
 
     def predict_many(
         self,
@@ -326,16 +333,17 @@ class Pipeline:
                 progress(i + 1, 2 * len(requests))
         prompts = [p for p, _ in prepared if p]
         start = time.perf_counter()
-        outputs = iter(generate(self.model("llm"), prompts, cfg) if prompts else [])
+        outputs = iter(self._generate(prompts, cfg) if prompts else [])
         per_row = (time.perf_counter() - start) / max(1, len(prompts))
         if progress:
             progress(2 * len(requests), 2 * len(requests))
         predictions = []
         for request, (prompt, analysis) in zip(requests, prepared, strict=True):
-            candidates = next(outputs) if prompt else [""]
+            scored = next(outputs) if prompt else [("", None)]
             analysis.timings["llm"] = per_row if prompt else 0.0
             analysis.timings["total"] = sum(analysis.timings.values())
-            candidates, reports = choose(candidates, request, analysis) if prompt else (candidates, [])
+            candidates, reports = (choose([t for t, _ in scored], request, analysis, [lp for _, lp in scored])
+                                   if prompt else ([""], []))
             predictions.append(Prediction(tweet=candidates[0], candidates=candidates, prompt=prompt, analysis=analysis,
                                           groundings=reports))
         return predictions

@@ -337,3 +337,18 @@ def test_transcription_page_transcribes_speech_with_subtitles(speech_path):
     assert {"TXT", "SRT", "VTT"} <= {b.label for b in at.download_button}
     assert at.get("audio"), "a player beside the transcript"
     assert "RTFx" in texts(at)
+
+
+def test_a_shared_app_offers_no_server_paths_or_urls(monkeypatch):
+    """Under ``m2t serve --tunnel``/``--auth`` (M2T_SHARED=1) a visitor picks registry models only."""
+    monkeypatch.setenv("M2T_SHARED", "1")
+    at = new_app().run()
+    assert_no_exception(at)
+    for task in ("caption", "ocr", "asr", "llm"):
+        assert "(hub id or local folder)" not in at.sidebar.selectbox(key=f"cfg.model.{task}").options
+    assert "openai" not in at.sidebar.selectbox(key="cfg.engine").options
+    assert not [t for t in at.sidebar.text_input if t.key == "cfg.adapter"]
+    monkeypatch.delenv("M2T_SHARED")
+    at = new_app().run()  # the owner's own app (no sharing) keeps every choice
+    assert "(hub id or local folder)" in at.sidebar.selectbox(key="cfg.model.llm").options
+    assert "openai" in at.sidebar.selectbox(key="cfg.engine").options

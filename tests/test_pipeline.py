@@ -61,3 +61,7 @@ def test_candidates_are_chosen_by_grounding_and_echoes_cut():
     assert ranked == ["The Moon Lamp is 20% off", "Something nice", "Orbit Lab has built rockets since 1969"]
     assert reports[0]["unsupported"] == [] and reports[-1]["unsupported"] == ["1969"]
     assert reports[0]["coverage"] == 0.75  # moon, lamp, 20 of moon, lamp, 20, rocket (the caption)
+    # Equal grounding: the model's likelihood breaks the tie (higher mean log-probability first).
+    tied = ["Nice day", "Lovely day"]
+    assert choose(tied, request, analysis, [-2.5, -0.7])[0] == ["Lovely day", "Nice day"]
+    assert choose(tied, request, analysis, [None, None])[0] == tied  # no likelihoods: the model's own order

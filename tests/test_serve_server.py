@@ -76,6 +76,7 @@ def test_server_answers_over_http_and_stops_without_leftovers(app: Path) -> None
         assert '<div id="root">' in page
         child = psutil.Process(server.proc.pid)
         assert child.environ().get("M2T_PROFILE") == "offline"
+        assert "M2T_SHARED" not in child.environ()  # the owner's own local app keeps every choice
         assert Path(child.cwd()) == REPO_ROOT  # so .streamlit/config.toml applies
         family = [child, *child.children(recursive=True)]
     finally:
@@ -178,7 +179,7 @@ def test_streamlit_child_gets_no_ngrok_token(app: Path, monkeypatch: pytest.Monk
     """The real child process, read back from /proc: the token stays in the serving process."""
     for name, value in {**FAKE_SECRETS, **KEPT}.items():
         monkeypatch.setenv(name, value)
-    server = serve.start_server(free_port(), app=app, profile="offline")
+    server = serve.start_server(free_port(), app=app, profile="offline", shared=True)
     try:
         serve.wait_until_ready(server, timeout=60)
         child_env = psutil.Process(server.proc.pid).environ()
@@ -189,3 +190,4 @@ def test_streamlit_child_gets_no_ngrok_token(app: Path, monkeypatch: pytest.Monk
     assert FAKE_SECRETS["NGROK_AUTHTOKEN"].encode() not in raw
     assert not set(FAKE_SECRETS) & set(child_env)  # offline profile: HF_TOKEN dropped as well
     assert child_env["M2T_RESULTS_DB"] == KEPT["M2T_RESULTS_DB"] and child_env["M2T_PROFILE"] == "offline"
+    assert child_env["M2T_SHARED"] == "1"  # a shared app: registry models only (app.settings.shared_app)

@@ -242,7 +242,7 @@ def _table(results: dict) -> str:
 
 
 def configure_bench(p) -> None:
-    from core.commands import positive_int
+    from core.console import positive_int
 
     p.add_argument("--out", default="bench/results.json",
                    help="where to write the JSON results (missing folders are created)")

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.console import emit, say
+from core.console import emit, non_negative_int, positive_int, say
 from core.errors import MediaError, UserError
 from core.eval.datasets import TASKS, Dataset, Item, load_dataset, normalize_task, read_predictions
 from core.eval.scoring import LABELS, SAMPLE_METRIC, record_run, score, signature_groups
@@ -433,21 +433,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
 
 
 def configure_evaluate(p: argparse.ArgumentParser) -> None:
@@ -466,16 +453,16 @@ def configure_evaluate(p: argparse.ArgumentParser) -> None:
         "--predictions", help="score this CSV/parquet instead of running a model: a `prediction` column aligned "
         "with the data rows, or joined on an id/path/url/audio column"
     )
-    p.add_argument("--limit", type=_positive_int, help="only the first N rows that have a reference")
+    p.add_argument("--limit", type=positive_int, help="only the first N rows that have a reference")
     p.add_argument("--db", help="results store (default: $M2T_RESULTS_DB or ~/.cache/media2tweet/results.sqlite)")
-    p.add_argument("--max-new-tokens", type=_positive_int, default=60, help="tweet task: tokens per tweet")
-    p.add_argument("--batch-size", type=_positive_int, default=8, help="tweet task: prompts generated together")
+    p.add_argument("--max-new-tokens", type=positive_int, default=60, help="tweet task: tokens per tweet")
+    p.add_argument("--batch-size", type=positive_int, default=8, help="tweet task: prompts generated together")
     p.add_argument("--bootstrap", type=int, default=1000, help="resamples for the 95%% CIs (0: none)")
     p.add_argument("--history", metavar="CSV", help="tweet task: a tweet dump with content whose tweets become each "
                    "row's examples (same account first; never the row itself or a later tweet)")
     p.add_argument("--split", choices=("brand", "time"), help="tweet task: score held-out rows of --data, the rest "
                    "being the history: brand = a seeded 20%% of accounts, time = the latest 20%% (or --cutoff)")
     p.add_argument("--cutoff", metavar="DATE", help="--split time: rows dated on or after DATE are the test set")
-    p.add_argument("--examples", type=_non_negative_int, default=3, metavar="K",
+    p.add_argument("--examples", type=non_negative_int, default=3, metavar="K",
                    help="history tweets per prompt (0: none: the no-history baseline on the same rows)")
     p.add_argument("--split-seed", type=int, default=0, help="--split brand: which accounts are held out")

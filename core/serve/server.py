@@ -120,6 +120,10 @@ def looks_secret(name: str) -> bool:
     return upper.startswith("NGROK") or upper.endswith("_KEY") or any(m in upper for m in SECRET_MARKERS)
 
 
+SHARED_ENV = "M2T_SHARED"  # set for the app when people other than the owner can reach it
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
 def child_environment(environ: Mapping[str, str], profile: str | None) -> dict[str, str]:
     """The environment Streamlit gets: ours minus anything credential-like that the app does not need.
 
@@ -165,6 +169,7 @@ def start_server(
     profile: str | None = None,
     echo: bool = False,
     extra_args: list[str] | None = None,
+    shared: bool = False,
 ) -> Server:
     """Start ``python -m streamlit run app`` from the repo root (so ``.streamlit/config.toml`` and the
     secrets file apply whatever the caller's cwd is). Does not wait; see :func:`wait_until_ready`."""
@@ -177,6 +182,8 @@ def start_server(
         raise UserError(f"port {port} is already in use on {host}; stop what uses it or pick another "
                         f"with --port {port + 1}")
     env = dict(child_environment(os.environ, profile), PYTHONUNBUFFERED="1")
+    if shared:  # visitors other than the owner: the app offers no server paths or server URLs to choose
+        env[SHARED_ENV] = "1"
     if profile is not None:
         env[PROFILE_ENV] = profile
     cmd = [sys.executable, "-m", "streamlit", "run", str(app),
@@ -306,7 +313,8 @@ def serve(
         proxy.start()  # binds the requested port now: "port in use" is reported before Streamlit starts
     try:
         server = start_server(proxy.upstream[1] if proxy else port, host=DEFAULT_HOST if proxy else host,
-                              app=app, profile=profile, echo=True)
+                              app=app, profile=profile, echo=True,
+                              shared=tunnel or credentials is not None or host not in LOOPBACK_HOSTS)
     except BaseException:
         if proxy is not None:
             proxy.stop()
