@@ -55,7 +55,7 @@ def _run(settings: Settings, name: str, data: bytes, limit: int | None) -> pd.Da
 
         pipeline = RemoteMediaPipeline(settings.specs(), loader=make_loader(notify=status.markdown))
         frame = run_batch(in_path, Path(tmp) / "generated.csv", pipeline, settings.generation(), progress=progress,
-                          limit=limit)
+                          limit=limit, allow_local=False)
     if guard.failed:
         return None
     failures = int((frame["error"].astype(str).str.len() > 0).sum()) if "error" in frame else 0

@@ -215,6 +215,7 @@ def run_batch(
     media_root: Path | None = None,
     history: HistoryIndex | None = None,
     history_k: int = 3,
+    allow_local: bool = True,
 ) -> pd.DataFrame:
     """Predict a tweet for every row not yet in ``out_path``; returns the full output table (unguarded).
 
@@ -239,7 +240,9 @@ def run_batch(
             for request, i in zip(requests, idx, strict=True):
                 request.history, request.history_k = history, history_k
                 request.row_id = str(frame.iloc[i].get("id", "")) or None
-        refused = [confinement_error(str(r.media or ""), base_dir) for r in requests]
+        # Local paths stay inside the CSV's folder; with ``allow_local=False`` (a visitor's upload in the app)
+        # the pipeline itself refuses every non-URL cell, with a message that tells nothing about the server.
+        refused = [confinement_error(str(r.media or ""), base_dir) if allow_local else None for r in requests]
         for request, reason in zip(requests, refused, strict=True):
             if reason:
                 request.media = None  # the row is still predicted, from its metadata

@@ -148,7 +148,7 @@ def test_predict_a_tweet_from_an_uploaded_poster(page, poster_path, shots_dir):
     page.get_by_role("textbox", name="Company").fill("Acme Shoes")
     page.get_by_role("textbox", name="Username").fill("acmeshoes")
     page.get_by_role("spinbutton", name="Target likes (optional)").fill("120")
-    page.locator('[data-testid="stForm"] [data-testid="stFileUploaderDropzoneInput"]').set_input_files(
+    page.locator('[data-testid="stForm"] [data-testid="stFileUploaderDropzoneInput"][accept*=".png"]').set_input_files(
         str(poster_path))
     page.get_by_text("poster.png").first.wait_for()
     page.get_by_role("button", name="Predict tweet").click()

@@ -218,8 +218,8 @@ def test_tweet_page_writes_a_tweet_and_shows_the_poster_text(predicted):
     assert normalise(POSTER_TEXT) in normalise(texts(at)), "the OCR text is shown"
     assert at.status[0].label.startswith("Tweet ready")
     assert any("OCR boxes" in caption for img in at.image for caption in img.captions), "boxes drawn on the image"
-    assert at.expander[0].label == "Prompt sent to the LLM"
-    assert POSTER_TEXT.split()[0] in at.expander[0].code[0].value  # the OCR text went into the prompt
+    prompt_view = next(e for e in at.expander if e.label == "Prompt sent to the LLM")
+    assert POSTER_TEXT.split()[0] in prompt_view.code[0].value  # the OCR text went into the prompt
     assert len(at.session_state["tweet.history"]) == 1
 
 

@@ -317,7 +317,7 @@ def evaluate(
     else:
         pipeline = pipeline or build_pipeline(task, model=model, adapter=adapter, profile=profile, device=device)
         spec = pipeline.specs[TASKS[task].stage]
-        model_name, adapter_name = spec.model, spec.adapter
+        model_name, adapter_name = spec.label, spec.adapter  # e.g. "gemma-3-270m [ctranslate2]"
         load_s = _preload(task, pipeline)
         outcomes, seconds = run_model(task, pipeline, dataset, generation, progress, brand)
         answers = [o.prediction for o in outcomes]
