@@ -154,7 +154,13 @@ def test_predict_a_tweet_from_an_uploaded_poster(page, poster_path, shots_dir):
     page.get_by_role("button", name="Predict tweet").click()
     page.get_by_text("Tweet ready in").wait_for(timeout=PREDICT_MS)
     wait_idle(page)
-    tweet = page.locator('[data-testid="stMain"] [data-testid="stCode"]').first.inner_text().strip()
+    code = page.locator('[data-testid="stMain"] [data-testid="stCode"]').first
+    tweet = ""
+    for _ in range(60):  # a rerun (e.g. after the upload widgets settle) can redraw the card: wait for its text
+        tweet = code.inner_text().strip()
+        if tweet:
+            break
+        page.wait_for_timeout(500)
     assert tweet and tweet != "(empty)"
     text = " ".join(main_text(page).upper().split())
     assert POSTER_TEXT in text, "the OCR text is on the page"
