@@ -71,3 +71,16 @@ def test_rank_key_prefers_grounded_then_covering_then_likely():
     ranked = sorted([invented, vague, grounded], key=rank_key)
     assert ranked == [grounded, vague, invented]  # an invented detail costs more than a missed word
     assert rank_key(grounded, -1.0) < rank_key(grounded, -2.0)
+
+
+def test_a_bare_placeholder_never_beats_a_real_tweet_and_poster_promo_words_are_salient():
+    from core.stages.grounding import Evidence, check, rank_key, salient_words
+
+    ocr = "GRAND OPENING Saturday 10am free coffee for the first 50 guests"
+    salient = salient_words(ocr, "a photo of a web site")
+    assert {"grand", "opening", "coffee", "guests"} <= set(salient)
+    evidence = Evidence.from_inputs([ocr, "Bean Town Coffee", "beantowncoffee"], date="2023-05-06 09:00")
+    bare, real = check("<link>", evidence, salient), check("Grand opening at 10am: free coffee! <hyperlink>",
+                                                           evidence, salient)
+    assert bare.content_words == 0 and real.content_words >= 2 and real.coverage > 0
+    assert rank_key(real, -3.0) < rank_key(bare, -0.1)  # likelier, but not a tweet

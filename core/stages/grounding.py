@@ -29,13 +29,18 @@ _COMMON_CAPITALISED = frozenset(
     did can can't will won't let let's make take try shop grab discover explore introducing say thanks thank
     happy hello hi hey good great big more most all every each no not yes our today tonight tomorrow weekend
     week month year ok okay wow oh ready time day night morning afternoon evening stay keep go going love
-    off sale free only limited edition news open opening grand order buy now best first last
     """.split()
 )
-_STOPWORDS = _COMMON_CAPITALISED | frozenset(
+# Promotional words are capitalised for emphasis ("GRAND OPENING", "50% OFF"), not names; on a poster they
+# are still its salient words, so they are excluded from names only.
+_PROMO = frozenset("off sale free only limited edition news open opening grand order buy now best first last".split())
+_PHOTO_WORDS = frozenset(
     "photo picture image text words some any very much than then also into onto over under about up down out off"
     " one two three ten".split()
 )
+_STOPWORDS = _COMMON_CAPITALISED | _PROMO | _PHOTO_WORDS  # not a name
+_SALIENT_STOPWORDS = _COMMON_CAPITALISED | _PHOTO_WORDS  # not worth asking a tweet to use
+MIN_CONTENT_WORDS = 2  # fewer real words ("<link>", "#ad") is not a tweet, however likely the model finds it
 _MONTHS = ("january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
            "november", "december")
 _WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -77,6 +82,7 @@ class GroundingReport:
     details: list[Detail] = field(default_factory=list)
     salient: list[str] = field(default_factory=list)  # input words a tweet should use
     used: list[str] = field(default_factory=list)  # the salient words the tweet does use
+    content_words: int = MIN_CONTENT_WORDS  # words outside placeholders and markup
 
     @property
     def unsupported(self) -> list[Detail]:
@@ -207,11 +213,11 @@ def salient_words(ocr_text: str = "", caption: str = "", limit: int = 12) -> lis
     seen: dict[str, None] = {}
     for word in _words(ocr_text):
         # Numbers on a poster ("20% OFF") are its most checkable facts; short words are mostly grammar.
-        if word.isdigit() or (len(word) >= 3 and word not in _STOPWORDS and not any(c.isdigit() for c in word)):
+        if word.isdigit() or (len(word) >= 3 and word not in _SALIENT_STOPWORDS and not any(c.isdigit() for c in word)):
             seen.setdefault(word, None)
     subject = re.sub(r"^(?:a|an)\s+(?:photo|picture|image)\s+of\s+(?:a|an|the)?\s*", "", _fold(caption).strip())
     for word in _words(subject.split(",")[0]):
-        if len(word) >= 3 and word not in _STOPWORDS:
+        if len(word) >= 3 and word not in _SALIENT_STOPWORDS:
             seen.setdefault(word, None)
     return list(seen)[:limit]
 
@@ -222,9 +228,12 @@ def check(tweet: str, evidence: Evidence, salient: Sequence[str] = ()) -> Ground
                for d in extract_details(tweet)]
     tweet_words = set(_words(tweet))
     used = [w for w in salient if w in tweet_words or (len(w) > 4 and any(t.startswith(w[:-1]) for t in tweet_words))]
-    return GroundingReport(details, list(salient), used)
+    content = len(_words(re.sub(r"<[^<>]{0,40}>", " ", tweet)))
+    return GroundingReport(details, list(salient), used, content)
 
 
-def rank_key(report: GroundingReport, logprob: float | None = None) -> tuple[int, float, float]:
-    """Sort key for candidates: fewest unsupported details, then best coverage, then the model's likelihood."""
-    return (len(report.unsupported), -report.coverage, -(logprob if logprob is not None else 0.0))
+def rank_key(report: GroundingReport, logprob: float | None = None) -> tuple[bool, int, float, float]:
+    """Sort key for candidates: a real tweet first (at least ``MIN_CONTENT_WORDS`` words outside placeholders
+    and markup), then fewest unsupported details, then best coverage, then the model's likelihood."""
+    return (report.content_words < MIN_CONTENT_WORDS, len(report.unsupported), -report.coverage,
+            -(logprob if logprob is not None else 0.0))
