@@ -305,6 +305,20 @@ def run_bench(args) -> int:
     return 0
 
 
+def merge_results(path: str | Path, parts: dict) -> Path:
+    """Add ``parts`` to the results file, keeping what other bench parts wrote there (an unreadable file starts
+    afresh); returns its path."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        results = json.loads(out.read_text()) if out.is_file() else {}
+    except ValueError:
+        results = {}
+    results.update(parts)
+    out.write_text(json.dumps(results, indent=2))
+    return out
+
+
 def _run_engines_only(args, specs: dict) -> int:
     """``m2t bench --engines-only``: the engine comparison alone, merged into an existing results file."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -313,14 +327,7 @@ def _run_engines_only(args, specs: dict) -> int:
         poster = Path(tmp) / "poster.png"
         render_text_image("GRAND OPENING this Saturday 10am free coffee for everyone", size=(800, 450)).save(poster)
         engines = bench_engines(specs, poster, args.prompts, args.max_new_tokens)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        results = json.loads(out.read_text()) if out.is_file() else {}
-    except ValueError:
-        results = {}
-    results.update({"machine": _machine(), "engines": engines})
-    out.write_text(json.dumps(results, indent=2))
+    out = merge_results(args.out, {"machine": _machine(), "engines": engines})
     print(json.dumps(engines, indent=2) if args.json else engines_table(engines))
     print(f"wrote {out}", file=sys.stderr)
     return 0
@@ -397,13 +404,6 @@ def _run_batch_bench(args) -> int:
     batch = bench_batch_engines(args.profile, args.device, args.batch_rows, args.max_new_tokens)
     batch["machine"] = _machine()
     print(json.dumps(batch, indent=2) if args.json else batch_engines_table(batch))
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        results = json.loads(out.read_text()) if out.is_file() else {}
-    except ValueError:
-        results = {}
-    results["batch_engines"] = batch
-    out.write_text(json.dumps(results, indent=2))
+    out = merge_results(args.out, {"batch_engines": batch})
     print(f"wrote {out}", file=sys.stderr)
     return 0
