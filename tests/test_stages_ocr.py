@@ -44,3 +44,82 @@ def test_keyframes_do_not_repeat_lines(ocr_reader):
     frame = render_text_image("Limited Edition")
     result = read_images(ocr_reader, [frame, frame])
     assert result.text.lower().count("limited") == 1
+
+
+class _CountingReader:
+    """The real EasyOCR reader, with a record of the canvas each detection pass ran at."""
+
+    def __init__(self, reader):
+        self._reader = reader
+        self.canvases: list[int] = []
+
+    def detect(self, image, **kwargs):
+        self.canvases.append(kwargs.get("canvas_size"))
+        return self._reader.detect(image, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._reader, name)
+
+
+def _counting(ocr_reader):
+    from dataclasses import replace
+
+    return replace(ocr_reader, reader=_CountingReader(ocr_reader.reader))
+
+
+def test_needs_full_pass_when_the_coarse_pass_finds_nothing_small_or_rotated():
+    from core.stages.ocr import MIN_COARSE_LINE_PX, needs_full_pass
+
+    tall = [0, 300, 10, 10 + 2 * MIN_COARSE_LINE_PX]  # x_min, x_max, y_min, y_max
+    assert not needs_full_pass([tall], [], scale=1.0)
+    assert needs_full_pass([tall], [], scale=0.4)  # the same line is too short once scaled down
+    assert needs_full_pass([], [], scale=0.5)
+    assert needs_full_pass([tall], [[[0, 0], [9, 0], [9, 9], [0, 9]]], scale=1.0)
+
+
+@pytest.mark.slow
+def test_large_text_is_read_from_the_coarse_pass_alone(ocr_reader):
+    text = "Summer sale on all shoes"
+    image = render_text_image(text, size=(1280, 720), font_size=96)
+    counting = _counting(ocr_reader)
+    result = read_text(counting, image)
+    assert counting.reader.canvases == [counting.coarse_side]
+    assert sample_cer(result.text, text) <= 3.0, result.text
+    # boxes come back in the image's own coordinates, not the coarse copy's
+    assert max(p[0] for b in result.boxes for p in b.box) > counting.coarse_side
+
+
+@pytest.mark.slow
+def test_small_text_on_a_large_image_is_detected_again_at_full_scale(ocr_reader):
+    # 14 px text is ~6 px tall on a 512 px copy: the coarse pass garbles it (CER 44 % measured)
+    text = "Book your table now at our downtown location"
+    image = render_text_image(text, size=(1280, 720), font_size=14)
+    counting = _counting(ocr_reader)
+    result = read_text(counting, image)
+    assert counting.reader.canvases[-1] > counting.coarse_side
+    assert sample_cer(result.text, text) <= 6.0, result.text
+
+
+def test_coarse_side_comes_from_the_environment(monkeypatch):
+    from core.errors import UserError
+    from core.stages.ocr import COARSE_SIDE, coarse_side_from_env
+
+    monkeypatch.delenv("M2T_OCR_COARSE_SIDE", raising=False)
+    assert coarse_side_from_env() == COARSE_SIDE
+    monkeypatch.setenv("M2T_OCR_COARSE_SIDE", "0")
+    assert coarse_side_from_env() == 0
+    monkeypatch.setenv("M2T_OCR_COARSE_SIDE", "big")
+    with pytest.raises(UserError, match="M2T_OCR_COARSE_SIDE"):
+        coarse_side_from_env()
+
+
+@pytest.mark.slow
+def test_coarse_side_zero_detects_at_full_scale_only(ocr_reader, poster_path):
+    from dataclasses import replace
+
+    from PIL import Image
+
+    counting = replace(_counting(ocr_reader), coarse_side=0)
+    result = read_text(counting, Image.open(poster_path))
+    assert counting.reader.canvases == [2560]
+    assert sample_cer(result.text, POSTER_TEXT) <= 3.0
