@@ -76,14 +76,19 @@ def bench_fresh_process_stack(profile: str | None) -> float:
     return time.perf_counter() - start
 
 
-def bench_generation(pipeline: Pipeline, n_prompts: int, max_new_tokens: int) -> dict[str, float]:
-    from core.stages.llm import GenerationConfig, generate
+def _bench_prompts(llm, n_prompts: int) -> list[str]:
     from core.stages.prompt import TweetContext, build_prompt
 
-    llm = pipeline.model("llm")
     contexts = [TweetContext(c, c.lower(), "2023-05-01 12:00", likes=100 * (i + 1), ocr_text=f"{c} summer launch")
                 for i, c in enumerate((BENCH_COMPANIES * 4)[:n_prompts])]
-    prompts = [build_prompt(c, llm.prompt_style, llm.tokenizer) for c in contexts]
+    return [build_prompt(c, llm.prompt_style, llm.tokenizer) for c in contexts]
+
+
+def bench_generation(pipeline: Pipeline, n_prompts: int, max_new_tokens: int) -> dict[str, float]:
+    from core.stages.llm import GenerationConfig, generate
+
+    llm = pipeline.model("llm")
+    prompts = _bench_prompts(llm, n_prompts)
     # min_new_tokens makes both runs write the same number of tokens, so tokens/s compare like for like.
     fixed = {"max_new_tokens": max_new_tokens, "min_new_tokens": max_new_tokens}
     generate(llm, prompts[:1], GenerationConfig(max_new_tokens=4))  # warm-up
@@ -101,6 +106,24 @@ def bench_generation(pipeline: Pipeline, n_prompts: int, max_new_tokens: int) ->
         "speedup_tok_s": (tok_batch / t_batch) / (tok_one / t_one),
         "speedup_wall": t_one / t_batch,
     }
+
+
+def bench_tweets_one_at_a_time(pipeline: Pipeline, n_prompts: int, max_new_tokens: int) -> dict[str, float]:
+    """Seconds per tweet as ``m2t batch --batch-size 1`` spends them in the LLM: the bench prompts one at
+    a time with the default settings (stop strings active, the whole prompt processed, each call
+    separate). Unlike forced-length tokens/s it counts what an engine saves by stopping at the
+    tweet's end; the engines' tweets differ in length, so tokens per tweet are recorded beside it."""
+    from core.stages.llm import GenerationConfig, generate
+
+    llm = pipeline.model("llm")
+    prompts = _bench_prompts(llm, n_prompts)
+    generate(llm, prompts[:1], GenerationConfig(max_new_tokens=4))  # warm-up
+    stats: dict = {}
+    start = time.perf_counter()
+    for prompt in prompts:
+        generate(llm, [prompt], GenerationConfig(max_new_tokens=max_new_tokens, batch_size=1), stats=stats)
+    seconds = time.perf_counter() - start
+    return {"tweet_s": seconds / len(prompts), "tweet_new_tokens": stats.get("new_tokens", 0) / len(prompts)}
 
 
 def bench_stages(pipeline: Pipeline, inputs: dict[str, Path], max_new_tokens: int) -> dict[str, float]:
@@ -146,6 +169,7 @@ def bench_engine(pipeline: Pipeline, poster: Path, n_prompts: int, max_new_token
     from core.pipeline import PredictRequest
 
     out: dict = dict(bench_generation(pipeline, n_prompts, max_new_tokens))
+    out.update(bench_tweets_one_at_a_time(pipeline, n_prompts, max_new_tokens))
     request = PredictRequest("Bean Town", "beantown", "2023-05-06 09:00", likes=250, media=str(poster))
     pipeline.predict(request)  # warm-up: first call fills caches (and the engine's static prefix)
     times, tweets = [], []
@@ -194,6 +218,7 @@ def bench_engines(specs: dict, poster: Path, n_prompts: int, max_new_tokens: int
     out["ratios"] = {
         "one_at_a_time_tok_s": fast["one_at_a_time_tok_s"] / slow["one_at_a_time_tok_s"],
         "batched_tok_s": fast["batched_tok_s"] / slow["batched_tok_s"],
+        "tweet_one_at_a_time": slow["tweet_s"] / fast["tweet_s"],
         "predict_image_warm": slow["predict_image_warm_s"] / fast["predict_image_warm_s"],
     }
     return out
@@ -201,15 +226,16 @@ def bench_engines(specs: dict, poster: Path, n_prompts: int, max_new_tokens: int
 
 def engines_table(engines: dict) -> str:
     """The engine comparison as the README shows it."""
-    rows = [f"LLM engines ({engines['model']}, forced-length tokens/s; warm image→tweet with stop strings)",
-            f"  {'engine':<13}{'one at a time':>15}{'batched':>10}{'image→tweet':>13}"]
+    rows = [f"LLM engines ({engines['model']}): forced-length tokens/s; LLM s per tweet and warm image→tweet"
+            " with stop strings",
+            f"  {'engine':<13}{'one at a time':>15}{'batched':>10}{'s/tweet':>12}{'image→tweet':>13}"]
     for engine in ENGINES_COMPARED:
         e = engines[engine]
         rows.append(f"  {engine:<13}{e['one_at_a_time_tok_s']:>11.1f} t/s{e['batched_tok_s']:>6.1f} t/s"
-                    f"{e['predict_image_warm_s']:>11.2f} s")
+                    f"{e.get('tweet_s', float('nan')):>10.2f} s{e['predict_image_warm_s']:>11.2f} s")
     r = engines["ratios"]
     rows.append(f"  ratio ct2/tf {r['one_at_a_time_tok_s']:>12.2f}x{r['batched_tok_s']:>9.2f}x"
-                f"{r['predict_image_warm']:>12.2f}x faster")
+                f"{r.get('tweet_one_at_a_time', float('nan')):>11.2f}x{r['predict_image_warm']:>12.2f}x faster")
     before, after = engines["load_avg_before"][0], engines["load_avg_after"][0]
     rows.append(f"  load average before/after: {before:.1f} / {after:.1f}")
     return "\n".join(rows)
