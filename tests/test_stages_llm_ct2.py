@@ -224,3 +224,13 @@ def test_both_local_engines_score_candidates_the_same_way(cache, tiny_base):
         assert all(isinstance(s, float) and s <= 0 for c in scored for _, s in c), engine
         plain = generate(llm, TINY_PROMPTS[:2], cfg)
         assert all(isinstance(t, str) for c in plain for t in c), engine
+
+
+def test_end_tokens_are_the_vocabulary_s_and_worked_out_once(cache, tiny_base):
+    llm = load_llm(_spec(tiny_base))
+    runner = llm.runner
+    vocab = runner.tokenizer.get_vocab()
+    expected = sorted({t for t in (*llm_ct2.END_TOKENS, runner.tokenizer.eos_token) if t and t in vocab})
+    assert runner.end_tokens() == expected and expected
+    runner.tokenizer = None  # a second call must not touch the tokenizer (get_vocab costs 0.38 s on Gemma)
+    assert runner.end_tokens() == expected
