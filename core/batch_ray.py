@@ -46,7 +46,7 @@ from core.batch import (
     result_columns,
     row_request,
 )
-from core.errors import MediaError, UserError, first_line
+from core.errors import UserError, first_line
 from core.tables import formula_safe
 
 if TYPE_CHECKING:  # torch loads in the actors; the driver never needs it
@@ -148,33 +148,17 @@ class MediaStage(_Stage):
         return out
 
 
-@cache
-def _stage_methods() -> dict[str, tuple[Callable[[Any], bool], Callable[..., None]]]:
-    """The pipeline's own stage code and when it applies, as listed in Pipeline.analyse."""
-    from core.pipeline import Pipeline
-
-    return {
-        "caption": (lambda media: bool(media.images), Pipeline._caption),
-        "ocr": (lambda media: bool(media.images), Pipeline._ocr),
-        "asr": (lambda media: media.audio is not None, Pipeline._transcribe),
-    }
-
-
 class _AnalysisStage(_Stage):
-    """Caption, OCR or ASR on the row's media; a failing stage is noted in the row's errors, as in Pipeline.analyse."""
+    """Caption, OCR or ASR on the row's media, by the pipeline's own ``run_stage`` (as ``Pipeline.analyse``)."""
 
     def run(self, state: _RowState) -> None:
         analysis = state.analysis
         if state.fatal or analysis is None or analysis.media is None:
             return
-        applies, method = _stage_methods()[self.task]
-        if applies(analysis.media):
-            try:
-                method(self.pipeline, analysis.media, analysis)
-            except MediaError as exc:
-                analysis.errors.append(f"{self.task}: {exc}")
-            except UserError as exc:  # the local engine drops such a row's analysis and notes only this
-                state.fatal = str(exc)
+        try:
+            self.pipeline.run_stage(self.task, analysis.media, analysis)
+        except UserError as exc:  # the local engine drops such a row's analysis and notes only this
+            state.fatal = str(exc)
         if self.task == "asr":
             analysis.media = None  # decoded frames are not needed past the last media stage: keep blocks small
 

@@ -174,6 +174,9 @@ def format_date(value: str) -> str:
     return stamp.strftime("%Y-%m-%d %H:%M")
 
 
+ANALYSIS_STAGES = ("caption", "ocr", "asr")  # what analyse() runs on a post's media, in order
+
+
 class Pipeline:
     def __init__(
         self,
@@ -203,29 +206,32 @@ class Pipeline:
         if media is None:
             return result
         result.errors.extend(media.errors)
-        stages = [
-            ("caption", bool(media.images), self._caption),
-            ("ocr", bool(media.images), self._ocr),
-            ("asr", media.audio is not None, self._transcribe),
-        ]
-        for task, applies, run in stages:
-            if not applies:
-                if on_stage:
-                    on_stage(task, "skipped")
-                continue
-            if on_stage:
-                on_stage(task, "start")
-            start = time.perf_counter()
-            try:
-                run(media, result)
-                if on_stage:
-                    on_stage(task, "done")
-            except MediaError as exc:
-                result.errors.append(f"{task}: {exc}")
-                if on_stage:
-                    on_stage(task, f"error: {exc}")
-            result.timings[task] = time.perf_counter() - start
+        for task in ANALYSIS_STAGES:
+            self.run_stage(task, media, result, on_stage)
         return result
+
+    def run_stage(self, task: str, media: Media, result: Analysis, on_stage: StageCallback | None = None) -> None:
+        """One analysis stage into ``result``, as ``analyse`` runs it (the Ray engine runs each on its own
+        actors): skipped when the media has nothing for it, timed, a ``MediaError`` noted in ``result.errors``;
+        any other ``UserError`` propagates (the row cannot be analysed)."""
+        applies = bool(media.images) if task in ("caption", "ocr") else media.audio is not None
+        if not applies:
+            if on_stage:
+                on_stage(task, "skipped")
+            return
+        run = {"caption": self._caption, "ocr": self._ocr, "asr": self._transcribe}[task]
+        if on_stage:
+            on_stage(task, "start")
+        start = time.perf_counter()
+        try:
+            run(media, result)
+            if on_stage:
+                on_stage(task, "done")
+        except MediaError as exc:
+            result.errors.append(f"{task}: {exc}")
+            if on_stage:
+                on_stage(task, f"error: {exc}")
+        result.timings[task] = time.perf_counter() - start
 
     def _caption(self, media: Media, out: Analysis) -> None:
         out.caption, out.labels = _join_captions(caption_images(self.model("caption"), media.images))
