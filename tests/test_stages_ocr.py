@@ -2,7 +2,7 @@ import pytest
 
 from core.devtools.synthetic import render_text_image
 from core.eval.metrics import sample_cer
-from core.stages.ocr import OcrBox, read_images, read_text, reading_order
+from core.stages.ocr import OcrBox, OcrReader, read_images, read_text, reading_order
 from tests.conftest import POSTER_TEXT
 
 
@@ -67,14 +67,24 @@ def _counting(ocr_reader):
     return replace(ocr_reader, reader=_CountingReader(ocr_reader.reader))
 
 
-def test_needs_full_pass_when_the_coarse_pass_finds_nothing_small_or_rotated():
+def test_needs_full_pass_when_the_coarse_pass_finds_small_or_rotated_text():
     from core.stages.ocr import MIN_COARSE_LINE_PX, needs_full_pass
 
     tall = [0, 300, 10, 10 + 2 * MIN_COARSE_LINE_PX]  # x_min, x_max, y_min, y_max
     assert not needs_full_pass([tall], [], scale=1.0)
     assert needs_full_pass([tall], [], scale=0.4)  # the same line is too short once scaled down
-    assert needs_full_pass([], [], scale=0.5)
+    assert not needs_full_pass([], [], scale=0.7)  # nothing found: most photos have no text
     assert needs_full_pass([tall], [[[0, 0], [9, 0], [9, 9], [0, 9]]], scale=1.0)
+
+
+def test_coarse_scale_keeps_small_text_visible():
+    from core.stages.ocr import MIN_COARSE_SCALE, coarse_scale
+
+    ocr = OcrReader(spec=None, reader=None, coarse_side=512)
+    assert coarse_scale(ocr, 400) == 1.0  # small images: one pass at their own size
+    assert coarse_scale(ocr, 700) == 512 / 700
+    assert coarse_scale(ocr, 1920) == MIN_COARSE_SCALE  # never so small that 12 px text drops below 8 px
+    assert coarse_scale(OcrReader(spec=None, reader=None, coarse_side=0), 1920) == 1.0
 
 
 @pytest.mark.slow
@@ -83,21 +93,50 @@ def test_large_text_is_read_from_the_coarse_pass_alone(ocr_reader):
     image = render_text_image(text, size=(1280, 720), font_size=96)
     counting = _counting(ocr_reader)
     result = read_text(counting, image)
-    assert counting.reader.canvases == [counting.coarse_side]
+    assert counting.reader.canvases == [round(1280 * 2 / 3)]
     assert sample_cer(result.text, text) <= 3.0, result.text
     # boxes come back in the image's own coordinates, not the coarse copy's
-    assert max(p[0] for b in result.boxes for p in b.box) > counting.coarse_side
+    assert max(p[0] for b in result.boxes for p in b.box) > round(1280 * 2 / 3)
 
 
 @pytest.mark.slow
 def test_small_text_on_a_large_image_is_detected_again_at_full_scale(ocr_reader):
-    # 14 px text is ~6 px tall on a 512 px copy: the coarse pass garbles it (CER 44 % measured)
     text = "Book your table now at our downtown location"
     image = render_text_image(text, size=(1280, 720), font_size=14)
     counting = _counting(ocr_reader)
     result = read_text(counting, image)
-    assert counting.reader.canvases[-1] > counting.coarse_side
+    assert counting.reader.canvases == [round(1280 * 2 / 3), 2560]
     assert sample_cer(result.text, text) <= 6.0, result.text
+
+
+@pytest.mark.slow
+def test_fine_print_beside_a_headline_is_not_lost(ocr_reader):
+    """A 512 px first pass lost this 14 px line (CER 86 %); the scale floor keeps it visible."""
+    from PIL import Image, ImageDraw
+
+    from core.devtools.synthetic import _load_font, _resolve_font
+
+    def load_font(_, size):
+        return _load_font(_resolve_font(None), size)
+
+    image = Image.new("RGB", (1280, 720), (245, 240, 230))
+    draw = ImageDraw.Draw(image)
+    draw.text((60, 80), "MEGA SALE", font=load_font(None, 110), fill=(20, 20, 20))
+    fine = "Offer valid until June 30 in participating stores only"
+    draw.text((60, 640), fine, font=load_font(None, 14), fill=(20, 20, 20))
+    result = read_text(ocr_reader, image)
+    assert "MEGA SALE" in result.text
+    assert sample_cer(result.text.splitlines()[-1], fine) <= 6.0, result.text
+
+
+@pytest.mark.slow
+def test_a_photo_without_text_takes_one_coarse_pass(ocr_reader):
+    from PIL import Image
+
+    counting = _counting(ocr_reader)
+    result = read_text(counting, Image.new("RGB", (1280, 720), (90, 140, 200)))
+    assert result.text == "" and result.boxes == []
+    assert counting.reader.canvases == [round(1280 * 2 / 3)]
 
 
 def test_coarse_side_comes_from_the_environment(monkeypatch):
