@@ -83,7 +83,7 @@ def test_coarse_scale_keeps_small_text_visible():
     ocr = OcrReader(spec=None, reader=None, coarse_side=512)
     assert coarse_scale(ocr, 400) == 1.0  # small images: one pass at their own size
     assert coarse_scale(ocr, 700) == 512 / 700
-    assert coarse_scale(ocr, 1920) == MIN_COARSE_SCALE  # never so small that 12 px text drops below 8 px
+    assert coarse_scale(ocr, 1920) == MIN_COARSE_SCALE  # never so small that 14 px text drops below 8 px
     assert coarse_scale(OcrReader(spec=None, reader=None, coarse_side=0), 1920) == 1.0
 
 
@@ -93,10 +93,10 @@ def test_large_text_is_read_from_the_coarse_pass_alone(ocr_reader):
     image = render_text_image(text, size=(1280, 720), font_size=96)
     counting = _counting(ocr_reader)
     result = read_text(counting, image)
-    assert counting.reader.canvases == [round(1280 * 2 / 3)]
+    assert counting.reader.canvases == [round(1280 * 0.6)]
     assert sample_cer(result.text, text) <= 3.0, result.text
     # boxes come back in the image's own coordinates, not the coarse copy's
-    assert max(p[0] for b in result.boxes for p in b.box) > round(1280 * 2 / 3)
+    assert max(p[0] for b in result.boxes for p in b.box) > round(1280 * 0.6)
 
 
 @pytest.mark.slow
@@ -105,7 +105,7 @@ def test_small_text_on_a_large_image_is_detected_again_at_full_scale(ocr_reader)
     image = render_text_image(text, size=(1280, 720), font_size=14)
     counting = _counting(ocr_reader)
     result = read_text(counting, image)
-    assert counting.reader.canvases == [round(1280 * 2 / 3), 2560]
+    assert counting.reader.canvases == [round(1280 * 0.6), 2560]
     assert sample_cer(result.text, text) <= 6.0, result.text
 
 
@@ -136,7 +136,7 @@ def test_a_photo_without_text_takes_one_coarse_pass(ocr_reader):
     counting = _counting(ocr_reader)
     result = read_text(counting, Image.new("RGB", (1280, 720), (90, 140, 200)))
     assert result.text == "" and result.boxes == []
-    assert counting.reader.canvases == [round(1280 * 2 / 3)]
+    assert counting.reader.canvases == [round(1280 * 0.6)]
 
 
 def test_coarse_side_comes_from_the_environment(monkeypatch):

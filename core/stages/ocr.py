@@ -6,15 +6,15 @@ posters (CER 11 % measured) while sorting boxes into lines, then left to right, 
 
 Detection (EasyOCR's CRAFT, a VGG16 U-net) is most of the time: 3.4 s for an 800×450 poster on 2
 cores, growing with the pixel count (21 s at 1920×1080). CRAFT finds lines about 8 px tall and up,
-so detection first runs on a copy scaled to ``max(COARSE_SIDE / long side, MIN_COARSE_SCALE)``:
-text 12 px tall in the image is still 8 px there. Only if that pass finds a line shorter than
-``MIN_COARSE_LINE_PX`` (smaller text may sit beside it) or rotated text does it run again at
-EasyOCR's own scale. Measured on 13 rendered images (posters 800×450 and 1280×720 with 14–96 px
-text, a 110 px headline with 12–18 px fine print, a plain photo): the same CER as EasyOCR's default
-(0.8 %), the 800×450 poster in 1.4 s instead of 3.4 s, a 1280×720 photo without text in 3.1 s
-instead of 9.3 s; images with small text pay both passes. Known limit: text under ~12 px alone on an
-image may go unseen (nothing found on the copy means no second pass); ``M2T_OCR_COARSE_SIDE=0``
-always detects at full scale.
+so detection first runs on a copy scaled to ``max(COARSE_SIDE / long side, MIN_COARSE_SCALE)``,
+where 14 px text is still 8 px (12 px fine print beside a headline was still found). Only if that
+pass finds a line shorter than ``MIN_COARSE_LINE_PX`` (smaller text may sit beside it) or rotated
+text does it run again at EasyOCR's own scale. Measured on rendered posters (800×450 to 1920×1080,
+14–96 px text, a headline over 12–18 px fine print, a plain photo): the same text as EasyOCR's
+default; the 800×450 poster in 1.2 s instead of 3.4 s, a 1280×720 photo without text in 3.1 s
+instead of 9.3 s; images with small text pay both passes (~1.3×). Known limit: text under ~12 px
+alone on an image may go unseen (nothing found on the copy means no second pass);
+``M2T_OCR_COARSE_SIDE=0`` always detects at full scale.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from core.registry import ModelSpec
 
 MIN_CONFIDENCE = 0.2  # below this EasyOCR mostly reads texture as letters
 COARSE_SIDE = 512  # px, the first detection pass's long side (M2T_OCR_COARSE_SIDE; 0: full scale only)
-MIN_COARSE_SCALE = 2 / 3  # ... but never below this share of the image's size: 12 px text stays 8 px
+MIN_COARSE_SCALE = 0.6  # ... but never below this share of the image's size: 14 px text stays 8 px
 MIN_COARSE_LINE_PX = 16  # a line shorter than this on the coarse pass sends detection back to full scale
 FULL_CANVAS = 2560  # EasyOCR's default canvas: images up to this long side are detected at their own size
 
@@ -120,7 +120,7 @@ def needs_full_pass(horizontal: list, free: list, scale: float) -> bool:
     """Whether a coarse pass (at ``scale`` of the image) may have missed text: it found a line shorter
     than ``MIN_COARSE_LINE_PX`` at that scale (smaller text may sit beside it, below what CRAFT sees),
     or rotated text (free-form boxes, rare on posters and cheap to get right). Finding nothing is
-    final: the coarse scale keeps 12 px text at 8 px, and most photos have no text at all."""
+    final: the coarse scale keeps 14 px text at 8 px, and most photos have no text at all."""
     if free:
         return True
     return bool(horizontal) and min((b[3] - b[2]) * scale for b in horizontal) < MIN_COARSE_LINE_PX
