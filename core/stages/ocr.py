@@ -95,6 +95,10 @@ def load_ocr(spec: ModelSpec) -> OcrReader:
         )
     except FileNotFoundError as exc:
         raise ModelUnavailableError(f"EasyOCR weights missing in {folder}: {exc}") from None
+    if not gpu:  # oneDNN's channels-last convolutions: the same boxes, 1.27x faster at 800x450 (none at 512)
+        import torch
+
+        reader.detector = reader.detector.to(memory_format=torch.channels_last)
     return OcrReader(spec=spec, reader=reader, coarse_side=coarse_side_from_env())
 
 
