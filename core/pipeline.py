@@ -214,12 +214,15 @@ class Pipeline:
         """One analysis stage into ``result``, as ``analyse`` runs it (the Ray engine runs each on its own
         actors): skipped when the media has nothing for it, timed, a ``MediaError`` noted in ``result.errors``;
         any other ``UserError`` propagates (the row cannot be analysed)."""
-        applies = bool(media.images) if task in ("caption", "ocr") else media.audio is not None
+        run, applies = {
+            "caption": (self._caption, bool(media.images)),
+            "ocr": (self._ocr, bool(media.images)),
+            "asr": (self._transcribe, media.audio is not None),
+        }[task]
         if not applies:
             if on_stage:
                 on_stage(task, "skipped")
             return
-        run = {"caption": self._caption, "ocr": self._ocr, "asr": self._transcribe}[task]
         if on_stage:
             on_stage(task, "start")
         start = time.perf_counter()

@@ -112,18 +112,18 @@ def test_small_text_on_a_large_image_is_detected_again_at_full_scale(ocr_reader)
 @pytest.mark.slow
 def test_fine_print_beside_a_headline_is_not_lost(ocr_reader):
     """A 512 px first pass lost this 14 px line (CER 86 %); the scale floor keeps it visible."""
-    from PIL import Image, ImageDraw
+    from PIL import Image, ImageDraw, ImageFont
 
-    from core.devtools.synthetic import _load_font, _resolve_font
+    from core.devtools.synthetic import available_fonts
 
-    def load_font(_, size):
-        return _load_font(_resolve_font(None), size)
+    def font(size: int) -> ImageFont.FreeTypeFont:
+        return ImageFont.truetype(str(available_fonts()[0]), size=size)
 
     image = Image.new("RGB", (1280, 720), (245, 240, 230))
     draw = ImageDraw.Draw(image)
-    draw.text((60, 80), "MEGA SALE", font=load_font(None, 110), fill=(20, 20, 20))
+    draw.text((60, 80), "MEGA SALE", font=font(110), fill=(20, 20, 20))
     fine = "Offer valid until June 30 in participating stores only"
-    draw.text((60, 640), fine, font=load_font(None, 14), fill=(20, 20, 20))
+    draw.text((60, 640), fine, font=font(14), fill=(20, 20, 20))
     result = read_text(ocr_reader, image)
     assert "MEGA SALE" in result.text
     assert sample_cer(result.text.splitlines()[-1], fine) <= 6.0, result.text

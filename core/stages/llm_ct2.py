@@ -226,7 +226,7 @@ class CT2Runner:
     prefixes: list[tuple[str, ...]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    _end_tokens: list[str] | None = None
+    _end_tokens: list[str] | None = field(default=None, init=False, repr=False)
 
     def end_tokens(self) -> list[str]:
         """The single tokens that end a tweet: EOS and the chat end-of-turn markers this vocabulary has.
