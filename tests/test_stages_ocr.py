@@ -152,6 +152,19 @@ def test_coarse_side_comes_from_the_environment(monkeypatch):
         coarse_side_from_env()
 
 
+def test_a_bad_coarse_side_fails_before_the_weights_load(monkeypatch):
+    import sys
+
+    from core.errors import UserError
+    from core.registry import resolve
+    from core.stages.ocr import load_ocr
+
+    monkeypatch.setenv("M2T_OCR_COARSE_SIDE", "big")
+    monkeypatch.setitem(sys.modules, "easyocr", None)  # importing it (or loading weights) would raise ImportError
+    with pytest.raises(UserError, match="M2T_OCR_COARSE_SIDE"):
+        load_ocr(resolve("ocr"))
+
+
 @pytest.mark.slow
 def test_coarse_side_zero_detects_at_full_scale_only(ocr_reader, poster_path):
     from dataclasses import replace

@@ -85,6 +85,7 @@ def coarse_side_from_env() -> int:
 
 
 def load_ocr(spec: ModelSpec) -> OcrReader:
+    coarse_side = coarse_side_from_env()  # a bad value is a one-line error before the weights load
     import easyocr
 
     gpu = pick_device(spec.device).startswith("cuda")
@@ -99,7 +100,7 @@ def load_ocr(spec: ModelSpec) -> OcrReader:
         import torch
 
         reader.detector = reader.detector.to(memory_format=torch.channels_last)
-    return OcrReader(spec=spec, reader=reader, coarse_side=coarse_side_from_env())
+    return OcrReader(spec=spec, reader=reader, coarse_side=coarse_side)
 
 
 def reading_order(boxes: list[OcrBox]) -> list[list[OcrBox]]:
