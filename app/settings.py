@@ -12,16 +12,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import TYPE_CHECKING
 
 import streamlit as st
 
 from app import models
 from core.errors import UserError
 from core.registry import ENGINES, TASKS, ModelSpec, aliases, current_profile, load_registry, profiles, resolve
-
-if TYPE_CHECKING:
-    from core.stages.llm import GenerationConfig
+from core.stages.llm import GenerationConfig
 
 DEFAULT = "(profile default)"
 CUSTOM = "(hub id or local folder)"
@@ -72,8 +69,6 @@ class Settings:
         return {task: self.spec(task) for task in TASKS}
 
     def generation(self) -> GenerationConfig:
-        from core.stages.llm import GenerationConfig  # imports torch: only pages that generate pay for it
-
         return GenerationConfig(
             max_new_tokens=int(self.max_new_tokens),
             num_candidates=int(self.num_candidates),

@@ -221,7 +221,7 @@ main()
 def brand_protocol_table(runs: list[RunRecord]) -> pd.DataFrame:
     """Tweet runs scored with the challenge's protocol (``--split``/``--history``): each score beside its
     shuffled-reference floor, with and without placeholders, and the voice and grounding figures."""
-    from core.brand.evaluation import FLOOR_METRICS
+    from core.eval.brand import FLOOR_METRICS
 
     rows = []
     for run in runs:

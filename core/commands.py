@@ -12,6 +12,7 @@ from pathlib import Path
 
 from core.console import emit, non_negative_int, positive_float, positive_int, progress, say
 from core.errors import UserError
+from core.stages.llm import GenerationConfig
 
 
 def _spec(args, task: str, *, own_model: bool = True):
@@ -121,8 +122,6 @@ def run_asr(args) -> int:
 
 
 def _generation_config(args):
-    from core.stages.llm import GenerationConfig
-
     return GenerationConfig(
         max_new_tokens=args.max_new_tokens,
         num_candidates=args.candidates,
@@ -221,7 +220,7 @@ def run_batch(args) -> int:
         bar.refresh()
 
     if getattr(args, "engine", "local") == "ray":
-        from core.batch_ray import describe_plan, parse_actors, run_batch_ray
+        from core.batch.ray_engine import describe_plan, parse_actors, run_batch_ray
 
         actors = parse_actors(args.actors)
         result = run_batch_ray(in_path, out_path, pipeline.specs, _generation_config(args), progress,
@@ -254,9 +253,8 @@ def run_models(args) -> int:
 
 def run_prepare(args) -> int:
     """Do the slow one-time work at install time, so the first prediction is as fast as the second."""
-    from core.model_files import easyocr_dir, whisper_dir
+    from core.model_files import convert_gguf, easyocr_dir, whisper_dir
     from core.registry import aliases, resolve
-    from core.stages.llm import convert_gguf
 
     wanted = {task: resolve(task, profile=args.profile).model for task in ("ocr", "asr", "llm")}
     for name, alias in aliases().items():

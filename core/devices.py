@@ -6,15 +6,22 @@ capability 8 (Ampere) on; CPUs get fp32 because fp16 matmuls there are slow or u
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
 from core.errors import UserError
 
-_DTYPES = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16,
-           "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
+if TYPE_CHECKING:
+    import torch
+
+# torch is imported inside the functions: modules that only carry a device name (the LLM base, batch
+# planning, the CLI) must not pay torch's ~1.5 s import for it.
+_DTYPES = {"float32": "float32", "fp32": "float32", "float16": "float16", "fp16": "float16",
+           "bfloat16": "bfloat16", "bf16": "bfloat16"}
 
 
 def pick_device(preference: str = "auto") -> str:
+    import torch
+
     if preference in ("", "auto", None):
         return "cuda" if torch.cuda.is_available() else "cpu"
     if preference.startswith("cuda") and not torch.cuda.is_available():
@@ -25,14 +32,18 @@ def pick_device(preference: str = "auto") -> str:
 def supports_bf16(device: str) -> bool:
     if not device.startswith("cuda"):
         return False
+    import torch
+
     major, _ = torch.cuda.get_device_capability(torch.device(device))
     return major >= 8
 
 
 def pick_dtype(device: str, preference: str = "auto") -> torch.dtype:
+    import torch
+
     if preference not in ("", "auto", None):
         try:
-            return _DTYPES[preference]
+            return getattr(torch, _DTYPES[preference])
         except KeyError:
             raise UserError(f"unknown dtype {preference!r}; use one of {', '.join(_DTYPES)}") from None
     if device.startswith("cuda"):

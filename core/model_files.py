@@ -79,3 +79,52 @@ def gguf_file(spec: ModelSpec) -> Path:
     if not found:
         raise ModelUnavailableError(f"no .gguf file in the package for {spec.model!r}")
     return found[0]
+
+
+# GGUF → safetensors, once. GGUF files load through transformers by dequantising to fp32, which takes 17–70 s;
+# we do it once and keep a safetensors copy in the cache (reload in seconds); the CTranslate2 conversion starts
+# from that copy. transformers marks a GGUF-loaded model as quantised, which makes ``save_pretrained`` and
+# ``Trainer`` refuse it even though its layers are plain fp32 Linear; clearing the quantiser marks fixes both.
+# torch and transformers are imported inside these functions: finding the package files above must stay light.
+
+
+def strip_quantization_marks(model):
+    """Let save_pretrained/Trainer accept a dequantised GGUF model (its weights are plain fp32)."""
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    for attr in ("is_quantized", "quantization_method"):
+        if hasattr(model, attr):
+            try:
+                delattr(model, attr)
+            except AttributeError:
+                pass
+    return model
+
+
+def converted_dir(spec: ModelSpec) -> Path:
+    """Where the safetensors copy of an offline GGUF model lives."""
+    return cache_dir() / "hf" / spec.model
+
+
+def convert_gguf(spec: ModelSpec) -> Path:
+    """The safetensors copy of an offline GGUF model, converting it on first use."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    target = converted_dir(spec)
+    if (target / ".complete").exists():
+        return target
+    source = gguf_file(spec)
+    print(f"converting {spec.model} from GGUF to safetensors (once, ~1 min)…", file=sys.stderr, flush=True)
+    tokenizer = AutoTokenizer.from_pretrained(source.parent, gguf_file=source.name)
+    model = AutoModelForCausalLM.from_pretrained(source.parent, gguf_file=source.name, dtype=torch.float32)
+    strip_quantization_marks(model)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    (tmp / ".complete").write_text(source.name)
+    shutil.rmtree(target, ignore_errors=True)
+    tmp.rename(target)
+    return target

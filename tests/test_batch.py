@@ -68,7 +68,7 @@ import io  # noqa: E402
 import os  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from core.batch import _row_keys, confinement_error  # noqa: E402
+from core.batch import confinement_error, row_keys  # noqa: E402
 from core.tables import formula_safe, formula_unsafe, guard_cell, unguard_cell  # noqa: E402
 
 
@@ -97,8 +97,8 @@ def test_media_paths_are_confined_to_the_root(tmp_path):
 
 def test_duplicate_ids_are_keyed_by_occurrence():
     frame = pd.DataFrame({"id": ["7", "8", "7", "", "7", ""]})
-    assert _row_keys(frame) == ["7#0", "8#0", "7#1", "#0", "7#2", "#1"]
-    assert _row_keys(pd.DataFrame({"x": ["a", "b"]})) == ["0", "1"]
+    assert row_keys(frame) == ["7#0", "8#0", "7#1", "#0", "7#2", "#1"]
+    assert row_keys(pd.DataFrame({"x": ["a", "b"]})) == ["0", "1"]
 
 
 def test_formula_guard_round_trips_every_cell():

@@ -46,7 +46,7 @@ def _assert_ray_gone(timeout: float = 20.0) -> None:
 
 
 def test_actors_and_cpu_plan_leave_room_for_ray_tasks():
-    from core.batch_ray import RESERVED_CPUS, STAGES, parse_actors, plan_cpus, torch_threads
+    from core.batch.ray_engine import RESERVED_CPUS, STAGES, parse_actors, plan_cpus, torch_threads
 
     assert parse_actors(None) == dict.fromkeys(STAGES, 1)
     assert parse_actors("3") == dict.fromkeys(STAGES, 3)
@@ -66,7 +66,7 @@ def test_actors_and_cpu_plan_leave_room_for_ray_tasks():
 
 def test_unreachable_cluster_is_one_line(tmp_path, free_port):
     pytest.importorskip("ray")
-    from core.batch_ray import run_batch_ray
+    from core.batch.ray_engine import run_batch_ray
 
     src = _write(tmp_path / "t.csv", [["1", "2023-06-01 10:00", "5", "", "nike", "", "Nike"]])
     start = time.perf_counter()
@@ -131,7 +131,7 @@ def local_output(dump, pipeline, private_urls) -> pd.DataFrame:
 
 
 def _ray(dump: Path, out: Path, pipeline, progress=None) -> pd.DataFrame:
-    from core.batch_ray import run_batch_ray
+    from core.batch.ray_engine import run_batch_ray
     from core.stages.llm import GenerationConfig
 
     return run_batch_ray(dump, out, pipeline.specs, GenerationConfig(max_new_tokens=MAX_NEW_TOKENS, batch_size=BATCH),
@@ -145,7 +145,7 @@ class _Interrupt(Exception):
 @pytest.mark.slow
 def test_ray_engine_equals_local_row_for_row_and_resumes_with_every_row_once(dump, pipeline, local_output):
     """One interrupted run and its rerun (Ray starts embedded twice): cheaper than a clean run besides them."""
-    from core.batch_ray import parts_dir
+    from core.batch.ray_engine import parts_dir
 
     out = dump.parent / "ray.csv"
 

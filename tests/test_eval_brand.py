@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from core.brand.evaluation import FLOOR_METRICS, floor_metrics, grounding_metrics, prepare
 from core.errors import UserError
+from core.eval.brand import FLOOR_METRICS, floor_metrics, grounding_metrics, prepare
 from core.eval.datasets import load_dataset
 
 REFS = [f"Moon Lamp number {i} is {10 + i}% off this friday. Ad astra. #ToTheStars <hyperlink>" for i in range(12)]

@@ -13,7 +13,23 @@ import pytest
 from core.__main__ import COMMANDS, build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
-CORE = ROOT / "core"
+PACKAGES = ("core", "app", "app_pages", "training")
+
+# The layers, lowest first: a module may import its own layer and those below, never one above, at module
+# level, inside a function or under TYPE_CHECKING alike. A prefix names a package and everything in it; the
+# longest matching prefix wins (``core.eval.command`` is a command although ``core.eval`` is beside the stages).
+LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("base", ("core.errors", "core.devices", "core.outputs", "core.tables", "core.console", "core.registry",
+              "core.model_files")),
+    ("media", ("core.media",)),
+    ("stages and metrics", ("core.stages", "core.eval")),
+    ("brand", ("core.brand",)),
+    ("pipeline", ("core.pipeline",)),
+    ("batch and protocols", ("core.batch", "core.eval.brand", "core.eval.likes", "core")),
+    ("commands", ("core.commands", "core.eval.command", "core.devtools", "core.serve", "core.__main__",
+                  "core.likes_command")),
+    ("app and training", ("app", "app_pages", "training", "streamlit_app")),
+)
 
 
 def _module_name(path: Path) -> str:
@@ -21,28 +37,69 @@ def _module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def _top_level_imports(path: Path) -> set[str]:
-    """Modules imported when ``path`` is imported (not those imported lazily inside functions)."""
-    tree = ast.parse(path.read_text())
-    found: set[str] = set()
-    for node in tree.body:
+def _project_modules() -> dict[str, Path]:
+    files = [p for package in PACKAGES for p in (ROOT / package).rglob("*.py")] + [ROOT / "streamlit_app.py"]
+    return {_module_name(p): p for p in files if p.exists()}
+
+
+def _layer(module: str) -> int:
+    best, rank = -1, -1
+    for index, (_, prefixes) in enumerate(LAYERS):
+        for prefix in prefixes:
+            if (module == prefix or module.startswith(prefix + ".")) and len(prefix) > best:
+                best, rank = len(prefix), index
+    assert rank >= 0, f"{module} is in no layer: add it to LAYERS"
+    return rank
+
+
+def _imports(path: Path, modules: dict[str, Path]) -> list[tuple[str, int]]:
+    """Every project module ``path`` imports anywhere in the file (``from a import b`` counts ``a.b`` if a module)."""
+    found: set[tuple[str, int]] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.add(node.module)
-            found.update(f"{node.module}.{a.name}" for a in node.names)
+            names = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
         elif isinstance(node, ast.Import):
-            found.update(a.name for a in node.names)
-    return {name for name in found if name == "core" or name.startswith("core.")}
+            names = [a.name for a in node.names]
+        else:
+            continue
+        for name in names:
+            while name and name not in modules:
+                name = name.rpartition(".")[0]
+            if name:
+                found.add((name, node.lineno))
+    return sorted(found)
 
 
-def test_core_has_no_import_cycle() -> None:
-    modules = {_module_name(p): p for p in CORE.rglob("*.py")}
-    graph = {name: {m for m in _top_level_imports(path) if m in modules and m != name}
-             for name, path in modules.items()}
+def _graph() -> dict[str, list[tuple[str, int]]]:
+    modules = _project_modules()
+    return {name: [(m, line) for m, line in _imports(path, modules) if m != name] for name, path in modules.items()}
+
+
+def test_every_module_has_a_layer() -> None:
+    for name in _project_modules():
+        _layer(name)
+
+
+def test_imports_run_down_the_layers() -> None:
+    modules = _project_modules()
+    back_edges = [
+        f"{modules[name].relative_to(ROOT)}:{line}: {name} ({LAYERS[_layer(name)][0]}) imports {target} "
+        f"({LAYERS[_layer(target)][0]})"
+        for name, edges in _graph().items() for target, line in edges if _layer(target) > _layer(name)
+    ]
+    assert not back_edges, "imports against the layers:\n" + "\n".join(back_edges)
+
+
+def test_no_import_cycle_by_any_reading() -> None:
+    """Function-level and TYPE_CHECKING imports count too: a cycle hidden inside a function is still a cycle."""
+    graph = {name: sorted({m for m, _ in edges}) for name, edges in _graph().items()}
+    # A package's __init__ re-exporting its own modules is how a package is built, not a cycle.
+    graph = {name: [m for m in targets if not name.startswith(m + ".")] for name, targets in graph.items()}
     state: dict[str, int] = {}
 
     def visit(node: str, trail: list[str]) -> None:
         state[node] = 1
-        for nxt in graph[node]:
+        for nxt in graph.get(node, []):
             if state.get(nxt) == 1:
                 raise AssertionError("import cycle: " + " -> ".join([*trail, node, nxt]))
             if nxt not in state:
@@ -54,8 +111,23 @@ def test_core_has_no_import_cycle() -> None:
             visit(name, [])
 
 
+def test_layer_test_catches_a_back_edge(tmp_path: Path) -> None:
+    """The checker itself: a stage importing the pipeline inside a function is reported with its file and line."""
+    fake = tmp_path / "fake.py"
+    fake.write_text("def f():\n    from core.pipeline import Pipeline\n")
+    edges = _imports(fake, _project_modules())
+    assert edges == [("core.pipeline", 2)]
+    assert _layer("core.pipeline") > _layer("core.stages.llm")
+
+
+def test_llm_base_imports_no_torch() -> None:
+    code = ("import sys; import core.stages.llm, core.batch, core.commands; "
+            "assert 'torch' not in sys.modules and 'transformers' not in sys.modules, sorted(sys.modules)")
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
+
+
 def test_core_imports_no_streamlit() -> None:
-    for path in CORE.rglob("*.py"):
+    for path in (ROOT / "core").rglob("*.py"):
         assert "streamlit" not in {n.split(".")[0] for n in _all_imports(path)}, path
 
 

@@ -81,7 +81,7 @@ def test_hub_causal_lm_with_lora_adapter(tmp_path):
 def test_no_repeat_ngrams_counts_the_generated_text_only():
     import torch
 
-    from core.stages.llm import _NoRepeatNewNGrams
+    from core.stages.llm_transformers import _NoRepeatNewNGrams
 
     proc = _NoRepeatNewNGrams(3, prompt_length=3)
     # The prompt (5, 6, 7) may be copied; within the new text, "1 2" was followed by 3 once, so 3 is banned.

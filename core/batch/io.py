@@ -1,4 +1,4 @@
-"""Tweet-dump CSV in, generated tweets out: resumable, and a bad row never stops the run.
+"""Reading, planning and writing a batch: the rules both engines (local and Ray) share.
 
 Results are written after every chunk by replacing the output file atomically, so an interrupted
 run loses at most the chunk in flight and a rerun picks up where it stopped.
@@ -18,7 +18,6 @@ from __future__ import annotations
 import math
 import os
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,9 +30,7 @@ from core.outputs import writable_file
 from core.tables import TWEET_REQUIRED, formula_safe, formula_unsafe, read_tweet_dump
 
 if TYPE_CHECKING:  # the pipeline imports torch: the checks below must fail in a second, before that
-    from core.brand.retrieval import HistoryIndex
-    from core.pipeline import Pipeline, Prediction, PredictRequest
-    from core.stages.llm import GenerationConfig
+    from core.pipeline import Prediction, PredictRequest
 
 REQUIRED_COLUMNS = TWEET_REQUIRED
 OUTPUT_COLUMNS = ("generated", "caption", "ocr", "transcript", "error", "unsupported", "coverage")
@@ -119,7 +116,7 @@ def confinement_error(media: str, root: Path) -> str | None:
     return None
 
 
-def _row_keys(frame: pd.DataFrame) -> list[str]:
+def row_keys(frame: pd.DataFrame) -> list[str]:
     """One key per row: ``id#occurrence`` (the k-th row carrying that id), or the position without ids.
 
     Duplicate ids are common in scraped dumps; keying by occurrence keeps every row (none is merged or
@@ -135,7 +132,7 @@ def _row_keys(frame: pd.DataFrame) -> list[str]:
     return keys
 
 
-def _read_output(out_path: Path) -> pd.DataFrame | None:
+def read_output(out_path: Path) -> pd.DataFrame | None:
     """A previous run's output as it was generated (formula guards removed), or None if there is none yet."""
     if not out_path.exists():
         return None
@@ -152,8 +149,8 @@ def _read_output(out_path: Path) -> pd.DataFrame | None:
     return done
 
 
-def _load_done(out_path: Path, frame: pd.DataFrame) -> pd.DataFrame:
-    done = _read_output(out_path)
+def load_done(out_path: Path, frame: pd.DataFrame) -> pd.DataFrame:
+    done = read_output(out_path)
     return pd.DataFrame(columns=[*frame.columns, *OUTPUT_COLUMNS]) if done is None else done
 
 
@@ -166,7 +163,7 @@ def check_output(out_path: Path, in_path: Path) -> None:
         same = False
     if same:
         raise UserError(f"--out {out_path} is the input file; results go to a new file so the input stays as it is")
-    _read_output(out_path)
+    read_output(out_path)
 
 
 def media_root_for(in_path: Path, media_root: Path | None) -> Path:
@@ -177,7 +174,7 @@ def media_root_for(in_path: Path, media_root: Path | None) -> Path:
     return root.resolve()
 
 
-def _write_atomic(frame: pd.DataFrame, out_path: Path) -> None:
+def write_atomic(frame: pd.DataFrame, out_path: Path) -> None:
     """Replace ``out_path`` with the formula-safe ``frame`` in one rename (a crash leaves the old file)."""
     tmp = out_path.with_name(f".{out_path.name}.{os.getpid()}.tmp")
     formula_safe(frame).to_csv(tmp, index=False)
@@ -190,76 +187,15 @@ def plan_rows(
     """What a (re)run must do: the input rows, where their media resolve, the finished output so far, and
     the positions of the rows still to generate (matched by id and occurrence, else by position).
 
-    Both engines (this one and ``core.batch_ray``) plan with it, so they resume by the same rule.
+    Both engines (``core.batch.local`` and ``core.batch.ray_engine``) plan with it, so they resume by the same rule.
     """
     frame = read_tweet_csv(in_path)
     if limit:
         frame = frame.head(limit)
-    keys = _row_keys(frame)
+    keys = row_keys(frame)
     base_dir = media_root_for(in_path, media_root)
-    done = _load_done(out_path, frame)
-    done_keys = set(_row_keys(done)) if "id" in frame.columns and "id" in done.columns else {
+    done = load_done(out_path, frame)
+    done_keys = set(row_keys(done)) if "id" in frame.columns and "id" in done.columns else {
         str(i) for i in range(len(done))
     }
     return frame, base_dir, done, [i for i, key in enumerate(keys) if key not in done_keys]
-
-
-def run_batch(
-    in_path: Path,
-    out_path: Path,
-    pipeline: Pipeline,
-    cfg: GenerationConfig | None = None,
-    progress: Callable[[int, int], None] | None = None,
-    limit: int | None = None,
-    *,
-    media_root: Path | None = None,
-    history: HistoryIndex | None = None,
-    history_k: int = 3,
-    allow_local: bool = True,
-) -> pd.DataFrame:
-    """Predict a tweet for every row not yet in ``out_path``; returns the full output table (unguarded).
-
-    Local media must stay inside ``media_root`` (default: the CSV's folder); a row whose media would
-    leave it is predicted from its metadata alone, with the reason in its ``error`` column.
-    With ``history``, each prompt shows up to ``history_k`` of the brand's earlier tweets (never the row
-    itself, matched by id, and never one dated after it); ``examples`` lists their ids.
-    """
-    from core.stages.llm import GenerationConfig
-
-    cfg = cfg or GenerationConfig()
-    frame, base_dir, done, todo = plan_rows(in_path, out_path, limit, media_root)
-    rows = [done]
-    finished = len(frame) - len(todo)
-    if progress:
-        progress(finished, len(frame))
-    chunk = max(1, cfg.batch_size)
-    for start in range(0, len(todo), chunk):
-        idx = todo[start:start + chunk]
-        requests = [row_request(frame.iloc[i], base_dir) for i in idx]
-        if history is not None:
-            for request, i in zip(requests, idx, strict=True):
-                request.history, request.history_k = history, history_k
-                request.row_id = str(frame.iloc[i].get("id", "")) or None
-        # Local paths stay inside the CSV's folder; with ``allow_local=False`` (a visitor's upload in the app)
-        # the pipeline itself refuses every non-URL cell, with a message that tells nothing about the server.
-        refused = [confinement_error(str(r.media or ""), base_dir) if allow_local else None for r in requests]
-        for request, reason in zip(requests, refused, strict=True):
-            if reason:
-                request.media = None  # the row is still predicted, from its metadata
-        predictions = pipeline.predict_many(requests, cfg)
-        out = frame.iloc[idx].copy()
-        columns = [result_columns(p) for p in predictions]
-        for values, reason in zip(columns, refused, strict=True):
-            if reason:
-                values["error"] = "; ".join(filter(None, (reason, values["error"])))
-        for column in (*OUTPUT_COLUMNS, *(HISTORY_COLUMNS if history is not None else ())):
-            out[column] = [values.get(column, "") for values in columns]
-        rows.append(out)
-        _write_atomic(pd.concat(rows, ignore_index=True), out_path)
-        finished += len(idx)
-        if progress:
-            progress(finished, len(frame))
-    result = pd.concat(rows, ignore_index=True)
-    if not todo:
-        _write_atomic(result, out_path)
-    return result

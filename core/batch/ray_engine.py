@@ -4,7 +4,7 @@ Why it is built this way:
 
 * **Same rows, same answers as the local engine.** The driver reads the dump with the local engine's reader
   and keys rows the same way (``id#occurrence``), so resuming, duplicate ids and formula-safe cells follow
-  :mod:`core.batch` exactly. Reading is not the cost (a 300,000-row dump reads in seconds on one core); media,
+  :mod:`core.batch.io` exactly. Reading is not the cost (a 300,000-row dump reads in seconds on one core); media,
   OCR, ASR and the LLM are, and those run on the cluster. Ray's own CSV reader would infer types (dates,
   numbers, ``NA``) and could not number duplicate ids, which needs the whole file in order.
 * **One block = one local chunk.** The rows still to do are handed to Ray as blocks of ``--batch-size`` rows,
@@ -37,23 +37,22 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from core.batch import (
+from core.batch.io import (
     OUTPUT_COLUMNS,
-    _load_done,
-    _write_atomic,
     confinement_error,
+    load_done,
     plan_rows,
     result_columns,
     row_request,
+    write_atomic,
 )
 from core.errors import UserError, first_line
+from core.stages.llm import GenerationConfig
 from core.tables import formula_safe
 
 if TYPE_CHECKING:  # torch loads in the actors; the driver never needs it
     from core.pipeline import Analysis, Pipeline
     from core.registry import ModelSpec
-    from core.stages.llm import GenerationConfig
-
 STAGES = ("media", "caption", "ocr", "asr", "llm")
 # Relative CPU need per actor (measured on 2 cores: caption ~23 ms/image, OCR 0.5-2.6 s/image, ASR RTF ~0.1,
 # the LLM the slowest); with 16 CPUs the LLM actor gets ~5 torch threads and OCR ~4.
@@ -223,7 +222,7 @@ class LlmStage(_Stage):
         finally:
             self.pipeline.ready.clear()
         columns = [result_columns(p) for p in predictions]
-        for values, state in zip(columns, states, strict=True):  # as core.batch.run_batch notes a refused path
+        for values, state in zip(columns, states, strict=True):  # as core.batch.local.run_batch notes a refused path
             if state.refused:
                 values["error"] = "; ".join(filter(None, (state.refused, values["error"])))
         out = batch.drop(columns=[STATE])
@@ -427,13 +426,11 @@ def run_batch_ray(
     actors: str | int | dict[str, int] | None = None,
     on_start: Callable[[dict[str, float]], None] | None = None,
 ) -> pd.DataFrame:
-    """Like :func:`core.batch.run_batch`, on Ray: returns the full output table (unguarded).
+    """Like :func:`core.batch.local.run_batch`, on Ray: returns the full output table (unguarded).
 
     ``address`` (or ``RAY_ADDRESS``) joins a running cluster; without either, Ray starts embedded here and is
     shut down at the end. ``on_start`` receives the CPUs given to each stage's actors.
     """
-    from core.stages.llm import GenerationConfig
-
     cfg = cfg or GenerationConfig()
     counts = actors if isinstance(actors, dict) else parse_actors(actors)
     ray = _import_ray()
@@ -448,7 +445,7 @@ def run_batch_ray(
     if progress:
         progress(finished, len(frame))
     if not todo:
-        _write_atomic(done, out_path)
+        write_atomic(done, out_path)
         return done
 
     rows = frame.iloc[todo].copy()
@@ -479,7 +476,7 @@ def run_batch_ray(
             batches.close()
         if started:
             ray.shutdown()
-    result = _load_done(out_path, frame)
+    result = load_done(out_path, frame)
     return result
 
 

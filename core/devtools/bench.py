@@ -7,12 +7,14 @@ absolute times are only meaningful with the machine they were measured on, which
 from __future__ import annotations
 
 import json
-import platform
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from core.eval.store import machine_description
+from core.stages.llm import GenerationConfig, generate
 
 if TYPE_CHECKING:  # the models' libraries load only when a benchmark runs, not for ``m2t --help``
     from core.pipeline import Pipeline
@@ -85,8 +87,6 @@ def _bench_prompts(llm, n_prompts: int) -> list[str]:
 
 
 def bench_generation(pipeline: Pipeline, n_prompts: int, max_new_tokens: int) -> dict[str, float]:
-    from core.stages.llm import GenerationConfig, generate
-
     llm = pipeline.model("llm")
     prompts = _bench_prompts(llm, n_prompts)
     # min_new_tokens makes both runs write the same number of tokens, so tokens/s compare like for like.
@@ -113,8 +113,6 @@ def bench_tweets_one_at_a_time(pipeline: Pipeline, n_prompts: int, max_new_token
     a time with the default settings (stop strings active, the whole prompt processed, each call
     separate). Unlike forced-length tokens/s it counts what an engine saves by stopping at the
     tweet's end; the engines' tweets differ in length, so tokens per tweet are recorded beside it."""
-    from core.stages.llm import GenerationConfig, generate
-
     llm = pipeline.model("llm")
     prompts = _bench_prompts(llm, n_prompts)
     generate(llm, prompts[:1], GenerationConfig(max_new_tokens=4))  # warm-up
@@ -131,7 +129,6 @@ def bench_stages(pipeline: Pipeline, inputs: dict[str, Path], max_new_tokens: in
     from core.pipeline import PredictRequest
     from core.stages.asr import transcribe
     from core.stages.caption import caption_images
-    from core.stages.llm import GenerationConfig
     from core.stages.ocr import read_images
 
     poster = load_media(inputs["poster"])
@@ -241,12 +238,6 @@ def engines_table(engines: dict) -> str:
     return "\n".join(rows)
 
 
-def _machine() -> str:
-    from core.eval.store import hardware_description
-
-    return f"{hardware_description()}; Python {platform.python_version()}"
-
-
 def _table(results: dict) -> str:
     rows = [f"machine: {results['machine']}", "", f"{'model load':<28}{'cold s':>10}{'warm s':>10}"]
     for task, r in results["loads"].items():
@@ -287,7 +278,7 @@ def configure_bench(p) -> None:
 
 def run_bench(args) -> int:
     if getattr(args, "history_index", False):
-        from core.brand.bench import run as run_history_bench
+        from core.devtools.brand_bench import run as run_history_bench
 
         return run_history_bench(args)
     if getattr(args, "batch", False):
@@ -314,7 +305,7 @@ def run_bench(args) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         engines = bench_engines(specs, _inputs(Path(tmp))["poster"], args.prompts, args.max_new_tokens)
     results = {
-        "machine": _machine(),
+        "machine": machine_description(),
         "profile": args.profile or "offline",
         "max_new_tokens": args.max_new_tokens,
         "loads": loads,
@@ -353,7 +344,7 @@ def _run_engines_only(args, specs: dict) -> int:
         poster = Path(tmp) / "poster.png"
         render_text_image("GRAND OPENING this Saturday 10am free coffee for everyone", size=(800, 450)).save(poster)
         engines = bench_engines(specs, poster, args.prompts, args.max_new_tokens)
-    out = merge_results(args.out, {"machine": _machine(), "engines": engines})
+    out = merge_results(args.out, {"machine": machine_description(), "engines": engines})
     print(json.dumps(engines, indent=2) if args.json else engines_table(engines))
     print(f"wrote {out}", file=sys.stderr)
     return 0
@@ -372,12 +363,10 @@ def bench_batch_engines(profile: str | None, device: str | None, rows: int, max_
     import os
 
     from core.batch import run_batch
-    from core.batch_ray import parse_actors, run_batch_ray
+    from core.batch.ray_engine import parse_actors, run_batch_ray
     from core.devtools.synthetic import make_tweet_set
     from core.pipeline import Pipeline
     from core.registry import TASKS, resolve
-    from core.stages.llm import GenerationConfig
-
     specs = {task: resolve(task, profile=profile, device=device) for task in TASKS}
     cfg = GenerationConfig(max_new_tokens=max_new_tokens, batch_size=batch_size)
     out: dict = {"rows": rows, "max_new_tokens": max_new_tokens, "batch_size": batch_size,
@@ -428,7 +417,7 @@ def _run_batch_bench(args) -> int:
 
     writable_file(args.out, "--out", make_parents=True)
     batch = bench_batch_engines(args.profile, args.device, args.batch_rows, args.max_new_tokens)
-    batch["machine"] = _machine()
+    batch["machine"] = machine_description()
     print(json.dumps(batch, indent=2) if args.json else batch_engines_table(batch))
     out = merge_results(args.out, {"batch_engines": batch})
     print(f"wrote {out}", file=sys.stderr)

@@ -14,6 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from core.eval.store import machine_description
+
 _PHASE = r"""
 import json, random, resource, sys, time
 from pathlib import Path
@@ -103,9 +105,7 @@ def run(args) -> int:
     writable_file(args.out, "--out", make_parents=True)
     print(f"benchmarking the history index on {args.history_rows:,} generated tweets…", file=sys.stderr)
     results = {"history_index": bench_history_index(args.history_rows, args.history_brands)}
-    from core.devtools.bench import _machine
-
-    results["machine"] = _machine()
+    results["machine"] = machine_description()
     out = Path(args.out)
     out.write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2) if args.json else f"machine: {results['machine']}\n\n"

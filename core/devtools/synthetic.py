@@ -19,6 +19,7 @@ import math
 import random
 import shutil
 import subprocess
+import sys
 import tempfile
 import wave
 from collections.abc import Sequence
@@ -30,6 +31,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
+from core.console import run_guarded
 from core.errors import UserError
 from core.stages.prompt import likes_bucket
 
@@ -716,7 +718,13 @@ def run_synth(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m core.devtools.synthetic …``: the same as ``m2t synth …``."""
-    from core.__main__ import main as m2t
+    """``python -m core.devtools.synthetic …``: the same as ``m2t synth …`` (this module's own parser, so a
+    command module never reaches up into the dispatch table)."""
+    parser = argparse.ArgumentParser(prog="python -m core.devtools.synthetic",
+                                     description="make a labelled set here: ocr, asr, caption or tweets")
+    configure_synth(parser)
+    return run_guarded(lambda: run_synth(parser.parse_args(argv)))
 
-    return m2t(["synth", *(argv or [])])
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -31,13 +31,12 @@ from core.errors import MediaError, UserError
 from core.eval.datasets import TASKS, Dataset, Item, load_dataset, normalize_task, read_predictions
 from core.eval.scoring import LABELS, SAMPLE_METRIC, record_run, score, signature_groups
 from core.eval.store import RunRecord, SampleRecord, StoreError, check_store, default_store_path, save_unrecorded
+from core.stages.llm import GenerationConfig
 
 if TYPE_CHECKING:
 
-    from core.brand.evaluation import BrandEval
+    from core.eval.brand import BrandEval
     from core.pipeline import Pipeline
-    from core.stages.llm import GenerationConfig
-
 EXTERNAL_MODEL = "external"
 INPUT_CHARS = 500  # cap on each field of a sample's stored input (a media field can be kilobytes)
 
@@ -163,7 +162,7 @@ def _predict_tweets(
     import pandas as pd
 
     from core.batch import row_request
-    from core.brand import evaluation as brand_eval
+    from core.eval import brand as brand_eval
 
     outcomes = []
     for chunk in _chunks(data.items, cfg.batch_size):
@@ -198,8 +197,6 @@ def run_model(
 ) -> tuple[list[Outcome], float]:
     """Predictions for every item and the seconds they took (model loading excluded)."""
     from tqdm import tqdm
-
-    from core.stages.llm import GenerationConfig
 
     with tqdm(
         total=len(data.items), desc=f"evaluate {task}", unit="item", file=sys.stderr, disable=None if progress else True
@@ -294,9 +291,9 @@ def evaluate(
 
     Tweet runs only: ``split`` (``brand`` or ``time``, with ``cutoff``) scores held-out rows of ``data`` with
     the rest as brand history; ``history`` names a separate history dump; ``examples`` is how many history
-    tweets each prompt shows (0: none, the no-history baseline on the same rows). See :mod:`core.brand.evaluation`.
+    tweets each prompt shows (0: none, the no-history baseline on the same rows). See :mod:`core.eval.brand`.
     """
-    from core.brand import evaluation as brand_eval
+    from core.eval import brand as brand_eval
 
     task = normalize_task(task)
     brand = None
@@ -369,7 +366,7 @@ def _format_value(key: str, value: float) -> str:
 
 def summary_table(evaluation: Evaluation) -> str:
     """The human summary: what ran on what, each metric with its 95 % bootstrap interval."""
-    from core.brand.evaluation import LABELS as BRAND_LABELS
+    from core.eval.brand import LABELS as BRAND_LABELS
 
     run = evaluation.run
     skipped = f" ({evaluation.dropped} rows without a reference skipped)" if evaluation.dropped else ""
@@ -403,8 +400,6 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     generation = None
     if args.task == "llm" and args.predictions is None:
-        from core.stages.llm import GenerationConfig
-
         generation = GenerationConfig(max_new_tokens=args.max_new_tokens, batch_size=args.batch_size)
     evaluation = evaluate(
         args.task,

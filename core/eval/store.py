@@ -226,6 +226,11 @@ def hardware_description() -> str:
     return "; ".join(parts)
 
 
+def machine_description() -> str:
+    """The hardware plus the Python version: the line every benchmark result carries."""
+    return f"{hardware_description()}; Python {platform.python_version()}"
+
+
 def file_hash(path: str | Path, *, chunk_size: int = 1 << 20) -> str:
     """SHA-256 hex digest of a file, streamed, to tell which exact dataset a run scored."""
     digest = hashlib.sha256()

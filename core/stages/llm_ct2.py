@@ -16,7 +16,7 @@ end of the last field line. Greedy text is not bit-identical to fp32 transformer
 ``cfg.seed`` seeds CTranslate2's sampler, whose generator lives in its worker thread: sampled
 candidates repeat across processes started alike, not across calls in one process.
 
-Conversion: the safetensors copy in the cache (``core.stages.llm.convert_gguf``) or a hub id / local
+Conversion: the safetensors copy in the cache (``core.model_files.convert_gguf``) or a hub id / local
 folder → ``cache_dir()/ct2/<name>-<quantization>`` once, atomically (temp folder + rename), with the
 tokenizer files copied so the folder is self-contained. A LoRA adapter is merged into its base, then
 converted into ``<name>-<sha256(adapter)[:12]>-<quantization>``. A cached folder that fails to load
@@ -36,13 +36,11 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from core.errors import ModelUnavailableError, UserError, first_line
+from core.model_files import convert_gguf
 from core.registry import ModelSpec, cache_dir
-
-if TYPE_CHECKING:
-    from core.stages.llm import LLM, GenerationConfig
+from core.stages.llm import LLM, GenerationConfig
 
 TOKENIZER_FILES = (
     "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja",
@@ -107,8 +105,6 @@ def converted_dir(spec: ModelSpec, device: str = "cpu") -> Path:
 def _source_dir(spec: ModelSpec) -> str:
     """The transformers weights to convert: the alias's safetensors copy (made once from GGUF) or the id/folder."""
     if spec.is_offline_alias and spec.backend == "gguf":
-        from core.stages.llm import convert_gguf
-
         return str(convert_gguf(spec))
     return spec.model
 
@@ -243,7 +239,7 @@ class CT2Runner:
         return self._end_tokens
 
 
-def load(spec: ModelSpec) -> tuple[CT2Runner, str]:
+def open_runner(spec: ModelSpec) -> tuple[CT2Runner, str]:
     """Convert (once) and open; a cached conversion that does not open is rebuilt once, then a one-line error."""
     device = prepare_device(spec)
     folder = convert(spec, device)
@@ -261,6 +257,12 @@ def load(spec: ModelSpec) -> tuple[CT2Runner, str]:
                 "delete that folder or use --backend transformers"
             ) from None
     return CT2Runner(generator=generator, tokenizer=tokenizer, folder=folder), device
+
+
+def load(spec: ModelSpec) -> LLM:
+    """The converted model, opened, as an :class:`LLM` whose ``runner`` is the :class:`CT2Runner`."""
+    runner, device = open_runner(spec)
+    return LLM(spec=spec, model=None, tokenizer=runner.tokenizer, device=device, engine="ctranslate2", runner=runner)
 
 
 # --------------------------------------------------------------------------- prompts → tokens
@@ -350,6 +352,7 @@ def generate(
     progress: Callable[[int, int], None] | None,
     stats: dict | None,
     stop_strings: tuple[str, ...],
+    *,
     scores: bool = False,
 ) -> list[list[tuple[str, float | None]]]:
     """Raw (uncleaned) texts, ``cfg.num_candidates`` per prompt, each with its mean log-probability per

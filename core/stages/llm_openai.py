@@ -26,14 +26,11 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from core.errors import ModelUnavailableError, UserError
 from core.registry import ModelSpec, cache_dir
-
-if TYPE_CHECKING:
-    from core.stages.llm import LLM, GenerationConfig
+from core.stages.llm import LLM, GenerationConfig
 
 CONNECT_TIMEOUT_S = 3.0
 READ_TIMEOUT_S = 120.0
@@ -154,6 +151,12 @@ def connect(spec: ModelSpec) -> OpenAIClient:
     return client
 
 
+def load(spec: ModelSpec) -> LLM:
+    """A connected client as an :class:`LLM` (``runner`` is the :class:`OpenAIClient`)."""
+    client = connect(spec)
+    return LLM(spec=spec, model=None, tokenizer=client.tokenizer, device="server", engine="openai", runner=client)
+
+
 def _concurrency(cfg: GenerationConfig) -> int:
     raw = os.environ.get("M2T_LLM_CONCURRENCY")
     try:
@@ -201,6 +204,7 @@ def generate(
     progress: Callable[[int, int], None] | None,
     stats: dict | None,
     stop_strings: tuple[str, ...],
+    *,
     scores: bool = False,
 ) -> list[list[tuple[str, float | None]]]:
     """Raw texts per prompt (``cfg.num_candidates`` each), requests in parallel threads."""
