@@ -71,12 +71,13 @@ def test_fonts_the_fixtures_use_come_from_packages_install_sh_installs() -> None
         assert font_package(font) in packages, font
 
 
-def test_the_default_llm_is_the_one_the_readme_s_measurement_chose():
-    """The README's model-choice table marks one row as the default; the registry must agree with it."""
+def test_the_default_llm_is_the_one_the_docs_measurement_chose():
+    """docs/brand-voice.md's model-choice table marks one row as the default; the registry must agree with it."""
     from core.registry import resolve
 
-    table = re.search(r"^### Which LLM is the default \(measured\)\n(.*?)(?=^### |^## )", README, re.S | re.M)
-    assert table, "README has no '### Which LLM is the default (measured)' section"
+    doc = (ROOT / "docs" / "brand-voice.md").read_text()
+    table = re.search(r"^## Which LLM is the default \(measured\)\n(.*?)(?=^#{1,3} )", doc, re.S | re.M)
+    assert table, "docs/brand-voice.md has no '## Which LLM is the default (measured)' section"
     chosen = re.findall(r"^\| \*\*([\w.-]+) \(default\)\*\* \|", table.group(1), re.M)
     assert len(chosen) == 1, "exactly one row of the table is marked (default)"
     assert resolve("llm", profile="offline").model == chosen[0]
