@@ -203,8 +203,8 @@ def run_batch(args) -> int:
 
     in_path, out_path = Path(args.input), Path(args.out)
     # Everything a person can get wrong fails here, in a second, before any model loads.
-    if getattr(args, "engine", "local") != "ray" and (args.address or args.actors):
-        raise UserError("--address and --actors need --engine ray")
+    if getattr(args, "engine", "local") != "ray" and (args.address or args.actors or args.gpus_per_actor is not None):
+        raise UserError("--address, --actors and --gpus-per-actor need --engine ray")
     read_tweet_csv(in_path)
     check_output(out_path, in_path)
     media_root = media_root_for(in_path, Path(args.media_root) if args.media_root else None)
@@ -225,7 +225,8 @@ def run_batch(args) -> int:
         actors = parse_actors(args.actors)
         result = run_batch_ray(in_path, out_path, pipeline.specs, _generation_config(args), progress,
                                limit=args.limit, media_root=media_root, address=args.address, actors=actors,
-                               on_start=lambda cpus: say(describe_plan(cpus, actors)))
+                               on_start=lambda cpus: say(describe_plan(cpus, actors)),
+                               gpus_per_actor=args.gpus_per_actor)
     else:
         result = run_batch(in_path, out_path, pipeline, _generation_config(args), progress, limit=args.limit,
                            media_root=media_root, history=history, history_k=args.examples)
@@ -359,6 +360,9 @@ def configure_batch(p: argparse.ArgumentParser) -> None:
                                      "else an embedded Ray on this machine")
     p.add_argument("--actors", help="actors per stage (media, caption, ocr, asr, llm): N for each, or "
                                     "e.g. ocr=2,llm=3 (default 1 each)")
+    p.add_argument("--gpus-per-actor", type=float, metavar="G",
+                   help="GPUs each model actor (caption, ocr, asr, llm) requests; default: the cluster's GPUs "
+                        "shared evenly by them (none on a CPU-only cluster). Fractions share a GPU, e.g. 0.25")
     add_history_flags(p)
     _add_generation_flags(p)
 

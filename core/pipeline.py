@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from core.errors import MediaError, UserError
 from core.media.decode import Media, load_media
@@ -178,6 +178,19 @@ ANALYSIS_STAGES = ("caption", "ocr", "asr")  # what analyse() runs on a post's m
 
 
 class Pipeline:
+    """Media + metadata → tweet, one model per stage, each loaded the first time a request needs it.
+
+    ``specs`` maps each stage (``caption``, ``ocr``, ``asr``, ``llm``) to its model; stages not given come
+    from ``profile`` (the registry's default profile when None). ``loader`` is how a spec becomes a model:
+    the app passes Streamlit-cached loaders so several visitors share one copy. A pipeline is meant to be
+    kept and reused: its models stay loaded for the next request.
+
+    >>> pipeline = Pipeline(profile="offline")
+    >>> prediction = pipeline.predict(PredictRequest(company="Acme", username="acme", date="2024-05-01 09:00",
+    ...                                              media="poster.png"))  # doctest: +SKIP
+    >>> prediction.tweet, prediction.analysis.ocr  # doctest: +SKIP
+    """
+
     def __init__(
         self,
         specs: dict[str, ModelSpec] | None = None,
@@ -193,7 +206,8 @@ class Pipeline:
         self._models: dict[str, object] = {}
         self.load_seconds: dict[str, float] = {}
 
-    def model(self, task: str):
+    def model(self, task: str) -> Any:
+        """The loaded model of stage ``task`` (its type depends on the stage and backend), loading it once."""
         if task not in self._models:
             start = time.perf_counter()
             self._models[task] = self._loader(self.specs[task])
@@ -307,6 +321,14 @@ class Pipeline:
         cfg: GenerationConfig | None = None,
         on_stage: StageCallback | None = None,
     ) -> Prediction:
+        """One tweet for ``request``, with every intermediate the person may inspect.
+
+        The media is fetched and decoded, captioned, read and transcribed as it needs (a stage that fails is
+        noted in ``analysis.errors``, the tweet is still written from what remains), folded with the metadata
+        and any brand history into one prompt, and the LLM's candidates are ranked by the grounding check.
+        ``cfg`` sets decoding (default: one greedy candidate); ``on_stage(stage, status)`` reports progress.
+        Raises ``UserError`` only for a request that cannot be answered at all.
+        """
         prompt, analysis = self.prepare(request, on_stage)
         if on_stage:
             on_stage("llm", "start")

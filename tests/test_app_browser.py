@@ -54,7 +54,7 @@ def _healthy(url: str) -> bool:
 def results_db(tmp_path_factory, poster_path, speech_path) -> Path:
     """A leaderboard with real runs: two ASR models and the OCR model scored on tiny sets made here."""
     from core.devtools.synthetic import render_text_image, speak
-    from core.eval.command import evaluate
+    from core.eval.command import EvalConfig, evaluate
 
     folder = tmp_path_factory.mktemp("eval")
     db = folder / "results.sqlite"
@@ -65,9 +65,9 @@ def results_db(tmp_path_factory, poster_path, speech_path) -> Path:
     (folder / "asr.csv").write_text(
         f"audio,text\n{speech_path},{SPEECH_TEXT}\n{second_clip},Free delivery on every order this week.\n"
     )
-    evaluate("ocr", folder / "ocr.csv", db=db, progress=False, bootstrap=200)
+    evaluate(EvalConfig("ocr", folder / "ocr.csv", db=db, progress=False, bootstrap=200))
     for model in ("whisper-base", "whisper-tiny.en"):
-        evaluate("asr", folder / "asr.csv", model=model, db=db, progress=False, bootstrap=200)
+        evaluate(EvalConfig("asr", folder / "asr.csv", model=model, db=db, progress=False, bootstrap=200))
     return db
 
 

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 from core.errors import UserError
-from core.eval.command import evaluate, run_evaluate
+from core.eval.command import EvalConfig, evaluate, run_evaluate
 from core.eval.scoring import SAMPLE_METRIC, SPEECH_METRICS, TEXT_METRICS, sample_scores
 from core.eval.store import ResultsStore, file_hash
 from core.stages.llm import GenerationConfig
@@ -69,10 +69,9 @@ def _references(path: Path, task: str, limit: int | None = None) -> list[str]:
 )
 def test_a_real_model_run_is_scored_and_recorded(task, limit, keys, sets, pipeline, tmp_path):
     db = tmp_path / "runs.sqlite"
-    result = evaluate(
-        task, sets[task], pipeline=pipeline, limit=limit, generation=GenerationConfig(max_new_tokens=8),
-        db=db, bootstrap=200, progress=False,
-    )
+    cfg = EvalConfig(task, sets[task], limit=limit, generation=GenerationConfig(max_new_tokens=8), db=db,
+                     bootstrap=200, progress=False)
+    result = evaluate(cfg, pipeline=pipeline)
     store = ResultsStore(db)
     (run,) = store.runs(task)
     assert run.id == result.run.id and run.n == limit
@@ -111,7 +110,8 @@ def test_a_row_whose_media_fails_is_still_scored(sets, pipeline, tmp_path):
             "text": [good["text"], "lost poster", "spoken words"],
         }
     ).to_csv(data, index=False)
-    result = evaluate("ocr", data, pipeline=pipeline, db=tmp_path / "runs.sqlite", bootstrap=0, progress=False)
+    cfg = EvalConfig("ocr", data, db=tmp_path / "runs.sqlite", bootstrap=0, progress=False)
+    result = evaluate(cfg, pipeline=pipeline)
     assert result.run.n == 3 and result.run.metrics["media_errors"] == 2
     ok, missing, audio = ResultsStore(tmp_path / "runs.sqlite").samples(result.run.id)
     assert ok.prediction and ok.score < 10 and "error" not in json.loads(ok.input)
@@ -127,7 +127,7 @@ def test_tweet_predictions_joined_on_id_in_any_order_score_bleu_100(sets, tmp_pa
     batch_output = data.assign(generated=data["content"]).iloc[::-1]  # `m2t batch` output, reversed
     predictions = tmp_path / "out.csv"
     batch_output.to_csv(predictions, index=False)
-    result = evaluate("llm", sets["llm"], predictions=predictions, db=tmp_path / "r.sqlite", progress=False)
+    result = evaluate(EvalConfig("llm", sets["llm"], predictions=predictions, db=tmp_path / "r.sqlite", progress=False))
     run = result.run
     assert run.model == "external" and run.n == len(data) and run.wall_time_s is None
     assert run.metrics["bleu"] == pytest.approx(100) and run.metrics["chrf"] == pytest.approx(100)
@@ -141,7 +141,7 @@ def test_tweet_predictions_joined_on_id_in_any_order_score_bleu_100(sets, tmp_pa
 def test_aligned_predictions_equal_to_references_score_perfectly(task, metric, perfect, sets, tmp_path):
     predictions = tmp_path / "predictions.csv"
     pd.DataFrame({"prediction": _references(sets[task], task)}).to_csv(predictions, index=False)
-    result = evaluate(task, sets[task], model="my-model", predictions=predictions, db=tmp_path / "r.sqlite")
+    result = evaluate(EvalConfig(task, sets[task], model="my-model", predictions=predictions, db=tmp_path / "r.sqlite"))
     assert result.run.model == "my-model" and result.run.metrics[metric] == pytest.approx(perfect)
     assert ResultsStore(tmp_path / "r.sqlite").run(result.run.id).metrics[metric] == pytest.approx(perfect)
 
@@ -149,10 +149,10 @@ def test_aligned_predictions_equal_to_references_score_perfectly(task, metric, p
 def test_a_short_aligned_predictions_file_is_fine_with_a_limit(sets, tmp_path):
     predictions = tmp_path / "predictions.csv"
     pd.DataFrame({"prediction": _references(sets["ocr"], "ocr", 2)}).to_csv(predictions, index=False)
-    result = evaluate("ocr", sets["ocr"], predictions=predictions, limit=2, db=tmp_path / "r.sqlite")
+    result = evaluate(EvalConfig("ocr", sets["ocr"], predictions=predictions, limit=2, db=tmp_path / "r.sqlite"))
     assert result.run.n == 2 and result.run.metrics["cer"] == 0
     with pytest.raises(UserError, match="2 predictions for 3 data rows"):
-        evaluate("ocr", sets["ocr"], predictions=predictions, db=tmp_path / "r.sqlite")
+        evaluate(EvalConfig("ocr", sets["ocr"], predictions=predictions, db=tmp_path / "r.sqlite"))
 
 
 def test_cli_scores_asr_predictions_as_json(sets, tmp_path):
@@ -201,7 +201,7 @@ def test_bad_data_is_a_clear_user_error(task, data, message, tmp_path):
     if data is not None:
         _write(path, data)
     with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        evaluate(task, path, predictions=tmp_path / "unused.csv", db=tmp_path / "r.sqlite")
+        evaluate(EvalConfig(task, path, predictions=tmp_path / "unused.csv", db=tmp_path / "r.sqlite"))
     assert not (tmp_path / "r.sqlite").exists()
 
 
@@ -217,13 +217,13 @@ def test_bad_data_is_a_clear_user_error(task, data, message, tmp_path):
 def test_bad_predictions_files_are_clear_user_errors(predictions, message, tmp_path):
     data = _write(tmp_path / "data.csv", "path,text\na.png,one\nb.png,two\nc.png,three\n")
     with pytest.raises(UserError, match=message):
-        evaluate("ocr", data, predictions=_write(tmp_path / "p.csv", predictions), db=tmp_path / "r.sqlite")
+        evaluate(EvalConfig("ocr", data, predictions=_write(tmp_path / "p.csv", predictions), db=tmp_path / "r.sqlite"))
 
 
 def test_an_adapter_for_a_model_that_takes_none_is_refused_before_loading(tmp_path):
     data = _write(tmp_path / "data.csv", "path,text\na.png,one\n")
     with pytest.raises(UserError, match="--adapter applies to the tweet task"):
-        evaluate("ocr", data, adapter=str(tmp_path), db=tmp_path / "r.sqlite")
+        evaluate(EvalConfig("ocr", data, adapter=str(tmp_path), db=tmp_path / "r.sqlite"))
 
 
 def test_cli_bad_data_exits_2_with_one_line_and_no_traceback(tmp_path):
@@ -269,7 +269,7 @@ def test_a_garbage_store_fails_before_scoring_and_is_left_as_it_was(sets, tmp_pa
     pd.read_csv(sets["ocr"], dtype=str)[["path", "text"]].rename(columns={"text": "prediction"}).to_csv(
         predictions, index=False)
     with pytest.raises(StoreError, match="is not a usable SQLite database"):
-        evaluate("ocr", sets["ocr"], predictions=predictions, db=db)
+        evaluate(EvalConfig("ocr", sets["ocr"], predictions=predictions, db=db))
     assert db.read_bytes() == before and not list(tmp_path.glob("*.json"))
 
 
@@ -291,7 +291,7 @@ def test_a_store_locked_after_the_check_keeps_the_scores_in_a_json_file(sets, tm
 
     def run() -> None:
         try:
-            evaluate("ocr", sets["ocr"], predictions=fifo, db=db, bootstrap=10)
+            evaluate(EvalConfig("ocr", sets["ocr"], predictions=fifo, db=db, bootstrap=10))
         except BaseException as exc:  # noqa: BLE001 (handed to the test thread)
             outcome["error"] = exc
 

@@ -18,11 +18,10 @@ that same loader, and the run is recorded (task "caption").
 from __future__ import annotations
 
 import gc
-import json
 import random
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -33,7 +32,7 @@ from core.registry import resolve
 from core.stages.caption import caption_images, load_captioner
 from core.tables import read_table
 from training.config import TrainConfig, field, parse_config, run_trainer, save_config, set_seed
-from training.evaluation import TEXT_METRICS, EvalResult, comparison_table, record, score_text
+from training.evaluation import TEXT_METRICS, EvalResult, comparison_table, finish_run, record, score_text
 from training.loop import train
 
 IGNORE = -100
@@ -265,30 +264,21 @@ def run(cfg: CaptionerConfig) -> dict:
         after = evaluate_folder(out, eval_rows, "tuned", cfg.device)
         record(after, task="caption", model=cfg.init or "vit-gpt2-small (from configs)", adapter=str(out),
                dataset=Path(cfg.eval_data or cfg.data), store_path=cfg.results_db)
-    summary = {
+    fields = {
         "output": str(out),
-        "steps": state.step,
-        "resumed_from": state.resumed_from,
-        "seconds_per_step": round(state.seconds_per_step, 3),
-        "first_loss": state.losses[0] if state.losses else None,
-        "last_loss": state.losses[-1] if state.losses else None,
         "parameters": sizes,
         "train_images": len({r["location"] for r in train_rows}),
         "eval_images": len({r["location"] for r in eval_rows}),
         "skipped_images": len(train_errors) + len(eval_errors),
-        "base": before.metrics if before else None,
-        "tuned": after.metrics if after else None,
         "examples": list(zip(after.predictions[:5], after.references[:5], strict=True)) if after else [],
-        "run_ids": [r.run_id for r in (before, after) if r],
-        "config": asdict(cfg),
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    (out / "README.md").write_text(
+    card = (
         f"# ViT + GPT-2 captioner\n\nStarted from `{cfg.init or 'small configs (random init)'}`; trained "
         f"{sizes['trainable']:,} of {sizes['total']:,} parameters (last {sizes['decoder_blocks']} decoder blocks, "
-        f"cross-attention, LM head) for {state.step} steps on {summary['train_images']} images from `{cfg.data}`.\n\n"
-        f"Held-out captions ({summary['eval_images']} images):\n\n{comparison_table(before, after, TEXT_METRICS)}\n\n"
+        f"cross-attention, LM head) for {state.step} steps on {fields['train_images']} images from `{cfg.data}`.\n\n"
+        f"Held-out captions ({fields['eval_images']} images):\n\n{comparison_table(before, after, TEXT_METRICS)}\n\n"
         f"Use: `m2t caption --model {out} IMAGE`\n")
+    summary = finish_run(out, cfg, state, before, after, fields, card)
     return summary
 
 

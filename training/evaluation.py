@@ -7,13 +7,15 @@ for drill-down).
 
 from __future__ import annotations
 
+import json
 import sys
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from core.eval.scoring import SPEECH_METRICS, TEXT_METRICS, record_run, score
 
-__all__ = ["SPEECH_METRICS", "TEXT_METRICS", "EvalResult", "comparison_table", "record", "score_speech", "score_text"]
+__all__ = ["SPEECH_METRICS", "TEXT_METRICS", "EvalResult", "comparison_table", "finish_run", "record", "score_speech",
+           "score_text"]
 
 
 @dataclass
@@ -81,3 +83,28 @@ def comparison_table(before: EvalResult | None, after: EvalResult | None, metric
 
 def _fmt(value: float | None) -> str:
     return "–" if value is None else f"{value:.2f}"
+
+
+def finish_run(out: Path, cfg, state, before: EvalResult | None, after: EvalResult | None, fields: dict,
+               card: str | None = None) -> dict:
+    """The ending every trainer shares: one summary (``summary.json``) and, when given, the model card.
+
+    ``fields`` are the trainer's own lines (what it trained on, where the weights are); the steps, losses,
+    before/after metrics, run ids and config are added here the same way for every trainer.
+    """
+    summary = {
+        **fields,
+        "steps": state.step,
+        "resumed_from": state.resumed_from,
+        "seconds_per_step": round(state.seconds_per_step, 3),
+        "first_loss": state.losses[0] if state.losses else None,
+        "last_loss": state.losses[-1] if state.losses else None,
+        "base": before.metrics if before else None,
+        "tuned": after.metrics if after else None,
+        "run_ids": [r.run_id for r in (before, after) if r],
+        "config": asdict(cfg),
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    if card is not None:
+        (out / "README.md").write_text(card)
+    return summary

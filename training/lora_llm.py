@@ -30,7 +30,7 @@ from core.eval.store import file_hash, hardware_description
 from core.registry import ModelSpec, resolve
 from core.stages.llm import LLM, GenerationConfig, generate, load_llm
 from training.config import TrainConfig, apply_preset, field, parse_config, run_trainer, save_config, set_seed
-from training.evaluation import TEXT_METRICS, EvalResult, comparison_table, record, score_text
+from training.evaluation import TEXT_METRICS, EvalResult, comparison_table, finish_run, record, score_text
 from training.instruction_data import PROMPT_STYLE, read_jsonl
 from training.loop import LoopState, train
 
@@ -199,9 +199,9 @@ def _base_eval(llm: LLM, rows: list[dict], cfg: LoraLLMConfig, test_path: Path, 
     return result
 
 
-def write_model_card(out: Path, cfg: LoraLLMConfig, spec: ModelSpec, data: dict[str, Path], state: LoopState,
-                     losses: dict[str, float], before: EvalResult | None, after: EvalResult | None) -> Path:
-    """README.md in the adapter folder: what it was trained from, how, and how well it does."""
+def model_card(out: Path, cfg: LoraLLMConfig, spec: ModelSpec, data: dict[str, Path], state: LoopState,
+               losses: dict[str, float], before: EvalResult | None, after: EvalResult | None) -> str:
+    """The adapter folder's README.md: what it was trained from, how, and how well it does."""
     counts = {name: len(path.read_text().splitlines()) for name, path in data.items() if path.exists()}
     lines = [
         "---",
@@ -213,7 +213,7 @@ def write_model_card(out: Path, cfg: LoraLLMConfig, spec: ModelSpec, data: dict[
         f"# LoRA adapter for {spec.model}: media + metadata → tweet",
         "",
         f"- **Base model**: `{spec.model}` (backend `{spec.backend}`"
-        + (", converted from GGUF to fp32 safetensors by core.stages.llm" if spec.backend == "gguf" else "") + ")",
+        + (", converted from GGUF to fp32 safetensors by core.model_files" if spec.backend == "gguf" else "") + ")",
         f"- **Prompt**: `core.stages.prompt.build_prompt(ctx, \"{PROMPT_STYLE}\")` (see `prompt_style.txt`); "
         "the target is the tweet's `content` with `<hyperlink>`/`<mention>` kept as tokens; loss on response "
         "tokens only.",
@@ -238,9 +238,7 @@ def write_model_card(out: Path, cfg: LoraLLMConfig, spec: ModelSpec, data: dict[
     lines += ["", "## Use", "", "```bash",
               f"m2t predict --model {spec.model} --adapter {out} --company … --username … --date …",
               "```", ""]
-    path = out / "README.md"
-    path.write_text("\n".join(lines))
-    return path
+    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- main flow
@@ -288,22 +286,9 @@ def run(cfg: LoraLLMConfig) -> dict:
         record(after, task="llm", model=spec.model, adapter=str(out), dataset=data["test"],
                store_path=cfg.results_db)
         del tuned
-    write_model_card(out, cfg, spec, data, state, losses, before, after)
-    summary = {
-        "adapter": str(out),
-        "model": spec.model,
-        "steps": state.step,
-        "resumed_from": state.resumed_from,
-        "seconds_per_step": round(state.seconds_per_step, 3),
-        "first_loss": state.losses[0] if state.losses else None,
-        "last_loss": state.losses[-1] if state.losses else None,
-        "validation_loss": losses,
-        "base": before.metrics if before else None,
-        "tuned": after.metrics if after else None,
-        "run_ids": [r.run_id for r in (before, after) if r],
-        "config": asdict(cfg),
-    }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    summary = finish_run(out, cfg, state, before, after,
+                         {"adapter": str(out), "model": spec.model, "validation_loss": losses},
+                         model_card(out, cfg, spec, data, state, losses, before, after))
     if after is not None:
         (out / "eval_tuned.json").write_text(json.dumps(after.to_dict(), ensure_ascii=False, indent=1))
     return summary

@@ -17,11 +17,10 @@ as core loads it, and both runs are recorded (task "asr").
 from __future__ import annotations
 
 import gc
-import json
 import random
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -33,7 +32,7 @@ from core.stages.asr import ASR, load_asr, transcribe
 from core.tables import read_table
 from training.config import TrainConfig, field, parse_config, run_trainer, save_config, set_seed
 from training.ct2_whisper import whisper_folder
-from training.evaluation import SPEECH_METRICS, EvalResult, comparison_table, record, score_speech
+from training.evaluation import SPEECH_METRICS, EvalResult, comparison_table, finish_run, record, score_speech
 from training.loop import train
 
 IGNORE = -100
@@ -192,28 +191,15 @@ def run(cfg: WhisperTrainConfig) -> dict:
         after = evaluate_asr(tuned, eval_rows, "tuned")
         record(after, task="asr", model=cfg.model, adapter=str(out), dataset=Path(cfg.eval_data or cfg.data),
                store_path=cfg.results_db)
-    summary = {
-        "output": str(out),
-        "base_model": str(source),
-        "steps": state.step,
-        "resumed_from": state.resumed_from,
-        "seconds_per_step": round(state.seconds_per_step, 3),
-        "first_loss": state.losses[0] if state.losses else None,
-        "last_loss": state.losses[-1] if state.losses else None,
-        "train_clips": len(train_rows),
-        "eval_clips": len(eval_rows),
-        "base": before.metrics if before else None,
-        "tuned": after.metrics if after else None,
-        "run_ids": [r.run_id for r in (before, after) if r],
-        "config": asdict(cfg),
-    }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    (out / "README.md").write_text(
+    fields = {"output": str(out), "base_model": str(source), "train_clips": len(train_rows),
+              "eval_clips": len(eval_rows)}
+    card = (
         f"# Whisper fine-tuned from {cfg.model}\n\nLoRA r={cfg.r} alpha={cfg.lora_alpha} on "
         f"{', '.join(cfg.target_modules)}, last {cfg.unfreeze_last_decoder_layers} decoder layers unfrozen, merged "
         f"into the weights. {state.step} steps on {len(train_rows)} clips from `{cfg.data}`.\n\n"
         f"Held-out WER/CER (%), {len(eval_rows)} clips:\n\n{comparison_table(before, after, SPEECH_METRICS)}\n\n"
         f"Use: `m2t transcribe --model {out} FILE`\n")
+    summary = finish_run(out, cfg, state, before, after, fields, card)
     return summary
 
 

@@ -28,15 +28,17 @@ from typing import TYPE_CHECKING, Any
 
 from core.console import emit, non_negative_int, positive_int, say
 from core.errors import MediaError, UserError
+from core.eval import brand as brand_eval
+from core.eval.brand import LABELS as BRAND_LABELS
+from core.eval.brand import BrandEval
 from core.eval.datasets import TASKS, Dataset, Item, load_dataset, normalize_task, read_predictions
 from core.eval.scoring import LABELS, SAMPLE_METRIC, record_run, score, signature_groups
 from core.eval.store import RunRecord, SampleRecord, StoreError, check_store, default_store_path, save_unrecorded
 from core.stages.llm import GenerationConfig
 
 if TYPE_CHECKING:
-
-    from core.eval.brand import BrandEval
     from core.pipeline import Pipeline
+
 EXTERNAL_MODEL = "external"
 INPUT_CHARS = 500  # cap on each field of a sample's stored input (a media field can be kilobytes)
 
@@ -162,8 +164,6 @@ def _predict_tweets(
     import pandas as pd
 
     from core.batch import row_request
-    from core.eval import brand as brand_eval
-
     outcomes = []
     for chunk in _chunks(data.items, cfg.batch_size):
         requests = [row_request(pd.Series(item.row), data.base_dir) for item in chunk]
@@ -259,27 +259,41 @@ def _timing_fields(task: str, outcomes: list[Outcome] | None, seconds: float | N
     return {"wall_time_s": seconds, "throughput": len(outcomes) / seconds if seconds > 0 else None, "extra": extra}
 
 
-def evaluate(
-    task: str,
-    data: str | Path,
-    *,
-    pipeline: Pipeline | None = None,
-    model: str | None = None,
-    adapter: str | None = None,
-    predictions: str | Path | None = None,
-    limit: int | None = None,
-    profile: str | None = None,
-    device: str | None = None,
-    generation: GenerationConfig | None = None,
-    db: str | Path | None = None,
-    bootstrap: int = 1000,
-    progress: bool = True,
-    history: str | Path | None = None,
-    split: str | None = None,
-    cutoff: str | None = None,
-    examples: int = 3,
-    split_seed: int = 0,
-) -> Evaluation:
+@dataclass
+class EvalConfig:
+    """What one ``m2t evaluate`` run scores and how: the CLI builds it from its flags (``from_args``), code
+    and tests build it directly, so the two never drift apart."""
+
+    task: str
+    data: str | Path
+    model: str | None = None  # model under test (default: the profile's); with predictions, the name recorded
+    adapter: str | None = None
+    predictions: str | Path | None = None  # score this file instead of running a model
+    limit: int | None = None
+    profile: str | None = None
+    device: str | None = None
+    generation: GenerationConfig | None = None
+    db: str | Path | None = None
+    bootstrap: int = 1000
+    progress: bool = True
+    history: str | Path | None = None  # tweet task: a separate history dump
+    split: str | None = None  # tweet task: "brand" or "time"
+    cutoff: str | None = None  # split "time": rows dated on or after it are the test set
+    examples: int = 3  # tweet task: history tweets per prompt (0: the no-history baseline)
+    split_seed: int = 0
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> EvalConfig:
+        generation = None
+        if normalize_task(args.task) == "llm" and args.predictions is None:
+            generation = GenerationConfig(max_new_tokens=args.max_new_tokens, batch_size=args.batch_size)
+        return cls(task=args.task, data=args.data, model=args.model, adapter=args.adapter,
+                   predictions=args.predictions, limit=args.limit, profile=args.profile, device=args.device,
+                   generation=generation, db=args.db, bootstrap=args.bootstrap, history=args.history,
+                   split=args.split, cutoff=args.cutoff, examples=args.examples, split_seed=args.split_seed)
+
+
+def evaluate(cfg: EvalConfig, *, pipeline: Pipeline | None = None) -> Evaluation:
     """Score ``task`` on ``data`` and record the run; return what was recorded.
 
     With ``predictions`` no model runs: the file's answers are scored and the run is recorded
@@ -293,13 +307,12 @@ def evaluate(
     the rest as brand history; ``history`` names a separate history dump; ``examples`` is how many history
     tweets each prompt shows (0: none, the no-history baseline on the same rows). See :mod:`core.eval.brand`.
     """
-    from core.eval import brand as brand_eval
-
-    task = normalize_task(task)
+    task, data, limit, history, split = normalize_task(cfg.task), cfg.data, cfg.limit, cfg.history, cfg.split
+    predictions, model, adapter, db = cfg.predictions, cfg.model, cfg.adapter, cfg.db
     brand = None
     if task == "llm" and (history is not None or split is not None):
         dataset, brand = brand_eval.prepare(load_dataset(task, data, None), history=history, split=split,
-                                            cutoff=cutoff, seed=split_seed, k=examples, limit=limit)
+                                            cutoff=cfg.cutoff, seed=cfg.split_seed, k=cfg.examples, limit=limit)
     elif history is not None or split is not None:
         raise UserError("--history and --split apply to --task llm only")
     else:
@@ -312,14 +325,15 @@ def evaluate(
         answers = read_predictions(predictions, dataset)
         model_name, adapter_name = model or EXTERNAL_MODEL, adapter
     else:
-        pipeline = pipeline or build_pipeline(task, model=model, adapter=adapter, profile=profile, device=device)
+        pipeline = pipeline or build_pipeline(task, model=model, adapter=adapter, profile=cfg.profile,
+                                              device=cfg.device)
         spec = pipeline.specs[TASKS[task].stage]
         model_name, adapter_name = spec.label, spec.adapter  # e.g. "gemma-3-270m [ctranslate2]"
         load_s = _preload(task, pipeline)
-        outcomes, seconds = run_model(task, pipeline, dataset, generation, progress, brand)
+        outcomes, seconds = run_model(task, pipeline, dataset, cfg.generation, cfg.progress, brand)
         answers = [o.prediction for o in outcomes]
 
-    scored = score(task, answers, references, bootstrap)
+    scored = score(task, answers, references, cfg.bootstrap)
     timing = _timing_fields(task, outcomes, seconds)
     media_errors = sum(1 for o in outcomes or [] if o.error)
     inputs = [_sample_input(task, item, outcomes[i] if outcomes else None) for i, item in enumerate(dataset.items)]
@@ -366,8 +380,6 @@ def _format_value(key: str, value: float) -> str:
 
 def summary_table(evaluation: Evaluation) -> str:
     """The human summary: what ran on what, each metric with its 95 % bootstrap interval."""
-    from core.eval.brand import LABELS as BRAND_LABELS
-
     run = evaluation.run
     skipped = f" ({evaluation.dropped} rows without a reference skipped)" if evaluation.dropped else ""
     lines = [
@@ -397,28 +409,7 @@ def summary_table(evaluation: Evaluation) -> str:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     """Entry point of ``m2t evaluate``."""
-
-    generation = None
-    if args.task == "llm" and args.predictions is None:
-        generation = GenerationConfig(max_new_tokens=args.max_new_tokens, batch_size=args.batch_size)
-    evaluation = evaluate(
-        args.task,
-        args.data,
-        model=args.model,
-        adapter=args.adapter,
-        predictions=args.predictions,
-        limit=args.limit,
-        profile=args.profile,
-        device=args.device,
-        generation=generation,
-        db=args.db,
-        bootstrap=args.bootstrap,
-        history=args.history,
-        split=args.split,
-        cutoff=args.cutoff,
-        examples=args.examples,
-        split_seed=args.split_seed,
-    )
+    evaluation = evaluate(EvalConfig.from_args(args))
     errors = int(evaluation.run.metrics.get("media_errors", 0))
     if errors:
         say(f"warning: {errors} of {evaluation.run.n} items had a media error (see the samples' input.error)")
@@ -426,10 +417,6 @@ def run_evaluate(args: argparse.Namespace) -> int:
         say(f"warning: {warning}")
     emit(evaluation.to_dict(), args.json, summary_table(evaluation))
     return 0
-
-
-
-
 
 
 def configure_evaluate(p: argparse.ArgumentParser) -> None:
