@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import math
 
+import jiwer
 import pytest
 import sacrebleu
+from whisper_normalizer.english import EnglishTextNormalizer
 
 from core.errors import UserError
 from core.eval.metrics import (
@@ -17,6 +19,7 @@ from core.eval.metrics import (
     sample_cer,
     sample_rouge_l,
     sample_wer,
+    speech_normalizer_of,
     speech_scores,
     split_signature,
     text_scores,
@@ -120,7 +123,7 @@ def test_wer_empty_sides():
     assert sample_wer("", "") == 0.0
     assert sample_wer("extra", "") == 100.0
     with pytest.raises(UserError):
-        speech_scores(["a"], ["..."], bootstrap=0)
+        speech_scores(["a"], ["[music] (laughs) um"], bootstrap=0)  # empty after normalisation ("..." is not)
 
 
 def test_cider_d_hand_computed():
@@ -349,7 +352,9 @@ def test_every_signature_names_its_preprocessing():
     assert "tok:ptb" in sigs["cider"] and "tok:ptb" in sigs["rougeL_coco"]
     assert "variant:rougeL-f1" in sigs["rougeL"] and "stem:no" in sigs["rougeL"] and "refs:best" in sigs["rougeL"]
     speech = speech_scores(HYPS, REFS, bootstrap=0)["signatures"]
-    assert "norm:whisper-en" in speech["wer"] and "spelling:whisper-1739" in speech["wer"]
+    assert "norm:whisper-en|ref:whisper-normalizer-0.1.15" in speech["wer"] and "spelling:whisper-1739" in speech["wer"]
+    words = speech_scores(HYPS, REFS, bootstrap=0, normalizer="whisper-words")["signatures"]
+    assert "norm:whisper-en-words|symbols:dropped|placeholders:tokens" in words["wer"] and words["cer"] == words["wer"]
 
 
 def test_signature_string_round_trips_and_reads_old_runs():
@@ -364,3 +369,69 @@ def test_signature_string_round_trips_and_reads_old_runs():
 def test_bad_placeholder_mode_is_a_user_error():
     with pytest.raises(UserError, match="placeholders must be one of words, raw"):
         text_scores(HYPS, REFS, bootstrap=0, placeholders="drop")  # type: ignore[arg-type]
+
+
+# (reference, hypothesis) transcripts where the normaliser decides the score: "..." and lone symbols
+# (tokens for Whisper's normaliser), numbers spoken and written, British and American spellings.
+SYMBOL_PAIRS = [
+    ("Wait... what?", "wait what"),
+    ('I said, "..." and left', "i said and left"),
+    ("The answer is... 42", "the answer is forty two"),
+    ("So... twenty five... no, thirty", "so twenty five no thirty"),
+    ("...", "uh"),
+    ("um ...", "..."),
+    ("He said . and left", "he said and left"),
+    ("we paid 25 ¢", "we paid twenty five cents"),
+    ("Price: £ 12", "price twelve pounds"),
+    ("It fell 10 % today", "it fell ten percent today"),
+    ("€ 5 only", "five euros only"),
+    ("Just $, really", "just really"),
+    ("Costs $ and cents", "costs dollars and cents"),
+    ("That is 20%.", "that is twenty per cent"),
+    ("It was 9:30... or 10?", "it was nine thirty or ten"),
+    ("Mr. Smith travelled 42 kilometres...", "mister smith traveled forty two kilometers"),
+    ("The programme's behaviour was analysed.", "the program behavior was analyzed"),
+    ("Aeroplanes, aluminium and jewellery.", "airplanes aluminum and jewelry"),
+    ("kinda sorta dunno cause", "kind of sort of do not know because"),
+    ("see <hyperlink> now <mention>", "see now"),
+    ("one and a half", "1.5"),
+    ("twenty first of june", "21st of june"),
+    *ASR_PAIRS,
+]
+
+
+@pytest.fixture(scope="module")
+def whisper_reference() -> EnglishTextNormalizer:
+    return EnglishTextNormalizer()
+
+
+@pytest.mark.parametrize(("reference", "hypothesis"), SYMBOL_PAIRS)
+def test_sample_wer_and_cer_equal_jiwer_after_whisper_normalizer(whisper_reference, reference, hypothesis):
+    ref, hyp = whisper_reference(reference), whisper_reference(hypothesis)
+    assert sample_wer(hypothesis, reference) / 100 == pytest.approx(jiwer.wer(ref, hyp), abs=1e-9)
+    assert sample_cer(hypothesis, reference) / 100 == pytest.approx(jiwer.cer(ref, hyp), abs=1e-9)
+
+
+def test_corpus_wer_and_cer_equal_jiwer_after_whisper_normalizer(whisper_reference):
+    refs = [whisper_reference(r) for r, _ in SYMBOL_PAIRS]
+    hyps = [whisper_reference(h) for _, h in SYMBOL_PAIRS]
+    ours = speech_scores([h for _, h in SYMBOL_PAIRS], [r for r, _ in SYMBOL_PAIRS], bootstrap=0)
+    assert ours["wer"] / 100 == pytest.approx(jiwer.wer(refs, hyps), abs=1e-9)
+    assert ours["cer"] / 100 == pytest.approx(jiwer.cer(refs, hyps), abs=1e-9)
+
+
+def test_the_words_only_variant_is_named_and_never_the_default():
+    refs, hyps = [r for r, _ in SYMBOL_PAIRS], [h for _, h in SYMBOL_PAIRS]
+    default = speech_scores(hyps, refs, bootstrap=0)
+    words = speech_scores(hyps, refs, bootstrap=0, normalizer="whisper-words")
+    assert words["wer"] < default["wer"]  # the "." tokens of "..." no longer count as deleted words
+    assert words["signature"] != default["signature"]
+    assert sample_wer("and so", "and so ...") == pytest.approx(100 / 3)  # "and so ." has 3 tokens, "." deleted
+    assert sample_wer("and so", "and so ...", normalizer="whisper-words") == 0.0
+    assert speech_normalizer_of(default["signature"]) == "whisper"
+    assert speech_normalizer_of(words["signature"]) == "whisper-words"
+    # Runs stored before the default equalled the reference used the words-only normaliser; so they read.
+    old = "wer=jiwer:4.0.0|norm:whisper-en|spelling:whisper-1739|placeholders:tokens|corpus:pooled-edits"
+    assert speech_normalizer_of(old) == "whisper-words"
+    with pytest.raises(UserError, match="normalizer must be one of whisper, whisper-words"):
+        speech_scores(hyps, refs, bootstrap=0, normalizer="plain")  # type: ignore[arg-type]

@@ -12,7 +12,9 @@ Preprocessing, per metric (each result carries a signature naming it, see :func:
 * COCO ROUGE-L (``rougeL_coco``) and CIDEr-D: pycocoevalcap's definitions on the COCO caption
   evaluation's tokens (:mod:`core.eval.ptb`: Stanford PTB rules, lowercase, punctuation removed),
   references tokenised in one call and predictions in another, as pycocoevalcap does.
-* WER, CER: jiwer after Whisper's English normaliser (:func:`core.eval.normalizer.normalize`).
+* WER, CER: jiwer after Whisper's English normaliser (:func:`core.eval.normalizer.normalize`), equal to
+  jiwer after the ``whisper-normalizer`` package by default; the one variant (``normalizer="whisper-words"``)
+  is never the default and its signature says so.
 
 Tweet placeholders: references keep ``<hyperlink>``/``<mention>``.  Left alone, sacrebleu's
 13a tokenizer splits each into three tokens (``< hyperlink >``) and rewards a model for the
@@ -42,7 +44,14 @@ from typing import Any, Literal
 import numpy as np
 
 from core.errors import UserError
-from core.eval.normalizer import SPELLING_ENTRIES, normalize, placeholders_to_words
+from core.eval.normalizer import (
+    DEFAULT_SPEECH_NORMALIZER,
+    SPELLING_ENTRIES,
+    SpeechNormalizer,
+    check_speech_normalizer,
+    normalize,
+    placeholders_to_words,
+)
 from core.eval.ptb import ptb_tokenize, ptb_tokenize_lines
 
 References = Sequence[str] | Sequence[Sequence[str]]
@@ -399,12 +408,28 @@ def text_signatures(bleu: Any, chrf: Any, placeholders: str) -> dict[str, str]:
     }
 
 
-def speech_signature() -> str:
-    """WER/CER preprocessing: Whisper's English normaliser with its full spelling table, then jiwer."""
+# What each WER/CER normaliser does to the text, as the signature says it.  The default's fields changed
+# from runs recorded before it equalled the reference ("norm:whisper-en|...|placeholders:tokens"), so those
+# runs read as what they were: the words-only variant.
+_SPEECH_NORM_FIELDS = {
+    "whisper": "norm:whisper-en|ref:whisper-normalizer-0.1.15",
+    "whisper-words": "norm:whisper-en-words|symbols:dropped|placeholders:tokens",
+}
+
+
+def speech_signature(normalizer: SpeechNormalizer = DEFAULT_SPEECH_NORMALIZER) -> str:
+    """WER/CER preprocessing: Whisper's English normaliser (or the named variant), full spelling table, jiwer."""
+    check_speech_normalizer(normalizer)
     return (
-        f"jiwer:{_package_version('jiwer')}|norm:whisper-en|spelling:whisper-{SPELLING_ENTRIES}"
-        "|placeholders:tokens|corpus:pooled-edits"
+        f"jiwer:{_package_version('jiwer')}|{_SPEECH_NORM_FIELDS[normalizer]}|spelling:whisper-{SPELLING_ENTRIES}"
+        "|corpus:pooled-edits"
     )
+
+
+def speech_normalizer_of(signature: str | None) -> SpeechNormalizer:
+    """Which normaliser a stored run's WER/CER used, read from its signature (the default when it says none)."""
+    words_only = "norm:whisper-en-words" in (signature or "") or "|placeholders:tokens" in (signature or "")
+    return "whisper-words" if words_only else DEFAULT_SPEECH_NORMALIZER
 
 
 def join_signatures(signatures: dict[str, str]) -> str:
@@ -498,11 +523,13 @@ def text_scores(
 # ---------------------------------------------------------------- WER / CER
 
 
-def _edit_stats(prediction: str, reference: str, *, characters: bool) -> tuple[int, int]:
+def _edit_stats(
+    prediction: str, reference: str, *, characters: bool, normalizer: SpeechNormalizer = DEFAULT_SPEECH_NORMALIZER
+) -> tuple[int, int]:
     """(errors, reference length) in words or characters after :func:`normalize`."""
     import jiwer
 
-    hyp, ref = normalize(prediction), normalize(reference)
+    hyp, ref = normalize(prediction, normalizer), normalize(reference, normalizer)
     if characters:
         hyp_len, ref_len = len(hyp), len(ref)
     else:
@@ -520,34 +547,46 @@ def _rate(errors: int, ref_len: int) -> float:
     return 100.0 * errors / ref_len
 
 
-def sample_wer(prediction: str, reference: str) -> float:
-    """Word error rate of one sample, percent, after :func:`normalize`."""
+def sample_wer(prediction: str, reference: str, *, normalizer: SpeechNormalizer = DEFAULT_SPEECH_NORMALIZER) -> float:
+    """Word error rate of one sample, percent, after :func:`normalize` (the reference's by default)."""
     _single_references([prediction], [reference])
-    return _rate(*_edit_stats(prediction, reference, characters=False))
+    check_speech_normalizer(normalizer)
+    return _rate(*_edit_stats(prediction, reference, characters=False, normalizer=normalizer))
 
 
-def sample_cer(prediction: str, reference: str) -> float:
-    """Character error rate of one sample, percent, after :func:`normalize`."""
+def sample_cer(prediction: str, reference: str, *, normalizer: SpeechNormalizer = DEFAULT_SPEECH_NORMALIZER) -> float:
+    """Character error rate of one sample, percent, after :func:`normalize` (the reference's by default)."""
     _single_references([prediction], [reference])
-    return _rate(*_edit_stats(prediction, reference, characters=True))
+    check_speech_normalizer(normalizer)
+    return _rate(*_edit_stats(prediction, reference, characters=True, normalizer=normalizer))
 
 
 def speech_scores(
-    predictions: Sequence[str], references: Sequence[str], *, bootstrap: int = 1000, seed: int = 0
+    predictions: Sequence[str],
+    references: Sequence[str],
+    *,
+    bootstrap: int = 1000,
+    seed: int = 0,
+    normalizer: SpeechNormalizer = DEFAULT_SPEECH_NORMALIZER,
 ) -> dict[str, Any]:
     """Corpus WER and CER in **percent (0-100, may exceed 100)** after :func:`normalize`.
 
     Corpus rates are total edits / total reference length (jiwer's definition), not a
-    mean of per-sample rates.  Returns ``{"wer", "cer", "ci": {"wer": [lo, hi], "cer": [...]},
-    "signature", "signatures", "n"}``.
+    mean of per-sample rates; by default they equal ``jiwer.wer``/``jiwer.cer`` over the
+    ``whisper-normalizer`` package's output.  ``normalizer="whisper-words"`` is the one variant (see
+    :mod:`core.eval.normalizer`), named in the signature.  Returns ``{"wer", "cer", "ci": {"wer": [lo, hi],
+    "cer": [...]}, "signature", "signatures", "n"}``.
     """
     preds, refs = _single_references(predictions, references)
     _check_bootstrap(bootstrap)
+    check_speech_normalizer(normalizer)
     word = np.array(
-        [_edit_stats(p, r, characters=False) for p, r in zip(preds, refs, strict=True)], dtype=np.float64
+        [_edit_stats(p, r, characters=False, normalizer=normalizer) for p, r in zip(preds, refs, strict=True)],
+        dtype=np.float64,
     )
     char = np.array(
-        [_edit_stats(p, r, characters=True) for p, r in zip(preds, refs, strict=True)], dtype=np.float64
+        [_edit_stats(p, r, characters=True, normalizer=normalizer) for p, r in zip(preds, refs, strict=True)],
+        dtype=np.float64,
     )
     if word[:, 1].sum() == 0:
         raise UserError("all references are empty after normalisation: WER is undefined")
@@ -558,7 +597,7 @@ def speech_scores(
     ci: dict[str, list[float]] = {}
     ci.update(_bootstrap_ci(word, rate("wer"), bootstrap, seed))
     ci.update(_bootstrap_ci(char, rate("cer"), bootstrap, seed))
-    signatures = {"wer": speech_signature(), "cer": speech_signature()}
+    signatures = {"wer": speech_signature(normalizer), "cer": speech_signature(normalizer)}
     return {
         "wer": rate("wer")(word.sum(axis=0))["wer"],
         "cer": rate("cer")(char.sum(axis=0))["cer"],

@@ -1,22 +1,29 @@
 """English text normalisation for scoring.
 
 WER/CER on raw strings punish differences no listener would call an error (case,
-punctuation, "25" vs "twenty-five"), so speech metrics are computed after a
-Whisper-style normaliser.  We reuse Whisper's own ``EnglishTextNormalizer`` as shipped
-in ``transformers`` (pure Python, no download): it lowercases, expands common
-contractions ("won't" -> "will not"), removes punctuation and symbols, and spells
-numbers as **digits** ("twenty five" -> "25") and maps British spellings to American ones
-with Whisper's full 1,739-word table (``data/english.json``, shipped with the package, so no
-download).  Before the two steps below, the result equals the ``whisper-normalizer`` package's.
+punctuation, "25" vs "twenty-five"), so speech metrics are computed after Whisper's English
+normaliser.  The reference is the ``whisper-normalizer`` package (0.1.15, pinned with the test
+dependencies): its ``EnglishTextNormalizer`` followed by jiwer is what people mean by "WER with
+Whisper's normaliser", and :func:`normalize` returns exactly its output (whitespace stripped, as jiwer
+strips it), which ``tests/test_eval_normalizer.py`` checks on many transcripts.  It lowercases, expands
+contractions ("won't" -> "will not", "kinda" -> "kind of"), removes punctuation and symbols, spells
+numbers as **digits** ("twenty five" -> "25") and maps British spellings to American ones with
+Whisper's full 1,739-word table (``data/english.json``, shipped with the package, so no download).
 
-Known Whisper quirks kept on purpose (they apply to both sides, so WER stays fair):
-a lone "one" stays a word (so "one of" is not turned into "1 of"), "oh" becomes "0",
-"'s" becomes " is" ("the theatre's" -> "the theater is"), and words in brackets
-(``[music]``, ``(laughs)``) are dropped.  Then a token of symbols alone (a "." left from "...")
-is dropped.
+The code is Whisper's normaliser as shipped in ``transformers`` (pure Python, nothing to
+download), with the four informal forms the reference package adds ("kinda", "sorta", "dunno",
+"cause") put in at the reference's place in its table.  (openai-whisper's own repository has moved
+on in small ways, e.g. it re-attaches "$ 5" to "$5"; the pinned package is the fixed point.)
 
-Tweet placeholders ``<hyperlink>`` and ``<mention>`` are protected: both functions keep
-each as one token instead of dropping it as a bracketed annotation.
+Whisper's quirks are kept, since they are what everyone else's numbers include and they apply to
+both sides: a lone "one" stays a word, "oh" becomes "0", "'s" becomes " is" ("the theatre's" ->
+"the theater is"), words in brackets (``[music]``, ``(laughs)``, ``<hyperlink>``) are dropped, and a
+token of symbols alone survives (the "." left from "...", a lone "£").
+
+One variant exists, never the default, and it is named in the metric's signature:
+``"whisper-words"`` keeps the tweet placeholders ``<hyperlink>`` and ``<mention>`` as one token each
+and then drops tokens made only of symbols.  Its numbers differ from everyone else's (on one held-out
+set WER 3.34 against the reference's 3.50), so it is for looking at words only, never for comparison.
 """
 
 from __future__ import annotations
@@ -25,9 +32,15 @@ import json
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
+
+from core.errors import UserError
 
 PLACEHOLDERS: tuple[str, ...] = ("<hyperlink>", "<mention>")
+
+SpeechNormalizer = Literal["whisper", "whisper-words"]
+SPEECH_NORMALIZERS: tuple[str, ...] = ("whisper", "whisper-words")
+DEFAULT_SPEECH_NORMALIZER: SpeechNormalizer = "whisper"
 
 # Alphanumeric stand-ins that survive every tokenizer we use (sacrebleu 13a splits on
 # '<', '>' and '_', rouge-score keeps only [a-z0-9]), so a placeholder counts as one word.
@@ -57,12 +70,26 @@ class _Normalizer(Protocol):
     def __call__(self, s: str) -> str: ...
 
 
+# The reference (whisper-normalizer 0.1.15) has four informal forms that transformers' copy of Whisper's
+# table lacks; each goes right after the entry named here, so substitutions run in the reference's order.
+_REFERENCE_EXTRAS: dict[str, dict[str, str]] = {
+    r"\bwanna\b": {r"\bkinda\b": "kind of", r"\bsorta\b": "sort of", r"\bdunno\b": "do not know"},
+    r"\bshoulda\b": {r"\bcause\b": "because"},
+}
+
+
 @lru_cache(maxsize=1)
 def _whisper_normalizer() -> _Normalizer:
-    """Build Whisper's normaliser once; importing transformers costs ~1 s, so do it lazily."""
+    """Build Whisper's normaliser once, lazily (importing transformers costs ~1 s), as the reference has it."""
     from transformers.models.whisper.english_normalizer import EnglishTextNormalizer
 
-    return EnglishTextNormalizer(british_to_american())
+    normalizer = EnglishTextNormalizer(british_to_american())
+    replacers: dict[str, str] = {}
+    for pattern, replacement in normalizer.replacers.items():
+        replacers[pattern] = replacement
+        replacers.update(_REFERENCE_EXTRAS.get(pattern, {}))
+    normalizer.replacers = replacers
+    return normalizer
 
 
 def placeholders_to_words(text: str) -> str:
@@ -75,20 +102,26 @@ def words_to_placeholders(text: str) -> str:
     return _WORD_RE.sub(lambda m: _WORD_TO_PLACEHOLDER[m.group(1)], text)
 
 
-def normalize(text: str) -> str:
-    """Whisper-style English normalisation for WER/CER.
+def check_speech_normalizer(variant: str) -> None:
+    """Refuse an unknown variant name with one line naming the known ones."""
+    if variant not in SPEECH_NORMALIZERS:
+        raise UserError(f"normalizer must be one of {', '.join(SPEECH_NORMALIZERS)}, got {variant!r}")
 
-    Lowercase, no punctuation/symbols (except ``$ % .`` inside numbers, as Whisper),
-    numbers as digits, single spaces, no leading/trailing space.  ``<hyperlink>`` and
-    ``<mention>`` survive as single tokens.
+
+def normalize(text: str, variant: SpeechNormalizer = DEFAULT_SPEECH_NORMALIZER) -> str:
+    """English normalisation for WER/CER: the reference's output by default (see the module docstring).
+
+    Lowercase, no punctuation, numbers as digits, American spellings, single spaces, no leading or
+    trailing space.  ``variant="whisper-words"`` (never the default) keeps ``<hyperlink>``/``<mention>``
+    as one token each and drops tokens made only of symbols.
     """
     if not isinstance(text, str):
         raise TypeError(f"normalize() expects str, got {type(text).__name__}")
-    protected = placeholders_to_words(text)
-    out = _whisper_normalizer()(protected)
-    # Whisper leaves a lone "." from "..." (and bare "$"/"%"); such a token is no word.
-    words = [w for w in words_to_placeholders(out).split() if not _SYMBOL_ONLY_RE.fullmatch(w)]
-    return " ".join(words)
+    check_speech_normalizer(variant)
+    if variant == "whisper":
+        return " ".join(_whisper_normalizer()(text).split())
+    out = _whisper_normalizer()(placeholders_to_words(text))
+    return " ".join(w for w in words_to_placeholders(out).split() if not _SYMBOL_ONLY_RE.fullmatch(w))
 
 
 def normalize_tweet(text: str) -> str:

@@ -17,6 +17,7 @@ from core.eval.store import ResultsStore, RunRecord, SampleRecord, file_hash
 
 if TYPE_CHECKING:
     from core.eval.metrics import Placeholders
+    from core.eval.normalizer import SpeechNormalizer
 
 # What SampleRecord.score means per task, for the leaderboard's drill-down: sentence BLEU for text
 # (as training/evaluation.py records it, so a task's column means one thing whoever wrote the run),
@@ -50,7 +51,7 @@ DEFINITIONS = {
     "chrf": "chrF: sacrebleu chrF (character 6-grams, beta 2), 0-100",
     "cider": "CIDEr-D: as pycocoevalcap computes it (COCO PTB tokens, IDF from this set's references), 0-10",
     "wer": "WER/CER: jiwer edits / reference length pooled over the set, after Whisper's English normaliser "
-    "(full 1,739-word British->American table), percent",
+    "(full 1,739-word British->American table; equal to the whisper-normalizer package), percent",
 }
 
 CIDER_MIN_SAMPLES = 10  # below this, IDF from the set's own references is too coarse to compare
@@ -65,11 +66,14 @@ def score(
     references: list[str],
     bootstrap: int = 1000,
     placeholders: Placeholders = "words",
+    normalizer: SpeechNormalizer = "whisper",
 ) -> dict[str, Any]:
     """Corpus metrics for the task's family: ``{"metrics", "ci", "signature", "signatures", "warnings"}``.
 
     ``placeholders`` (text tasks only): ``"words"`` scores ``<hyperlink>``/``<mention>`` as one word
     each, ``"raw"`` as the text stands (see :mod:`core.eval.metrics`); the signature says which.
+    ``normalizer`` (speech tasks only): ``"whisper"``, equal to the ``whisper-normalizer`` package, or the
+    words-only variant ``"whisper-words"`` (see :mod:`core.eval.normalizer`); the signature says which.
     """
     from core.eval.metrics import speech_scores, text_scores
 
@@ -77,7 +81,7 @@ def score(
         result = text_scores(predictions, references, bootstrap=bootstrap, placeholders=placeholders)
         keys = TEXT_METRICS
     else:
-        result = speech_scores(predictions, references, bootstrap=bootstrap)
+        result = speech_scores(predictions, references, bootstrap=bootstrap, normalizer=normalizer)
         keys = SPEECH_METRICS
     return {
         "metrics": {k: result[k] for k in keys},
@@ -99,7 +103,11 @@ def signature_groups(signature: str | None) -> list[tuple[str, str]]:
 
 
 def sample_scores(
-    task: str, predictions: list[str], references: list[str], placeholders: Placeholders = "words"
+    task: str,
+    predictions: list[str],
+    references: list[str],
+    placeholders: Placeholders = "words",
+    normalizer: SpeechNormalizer = "whisper",
 ) -> list[float]:
     """One number per sample for drill-down (``SAMPLE_METRIC``): which samples pulled the corpus score down."""
     from core.eval.metrics import sample_bleu, sample_cer, sample_wer
@@ -111,7 +119,7 @@ def sample_scores(
             for p, r in zip(predictions, references, strict=True)
         ]
     one = {"cer": sample_cer, "wer": sample_wer}[metric]
-    return [one(p, r) for p, r in zip(predictions, references, strict=True)]
+    return [one(p, r, normalizer=normalizer) for p, r in zip(predictions, references, strict=True)]
 
 
 def metric_warnings(task: str, predictions: list[str], references: list[Any]) -> list[str]:
@@ -217,8 +225,11 @@ def record_run(
     """Store a scored run with one row per sample; returns what was stored and where.
 
     ``scored`` is :func:`score`'s result; its ``warnings`` are recomputed when missing, and the
-    per-sample BLEU treats placeholders as its signature says the corpus metrics did.
+    per-sample BLEU treats placeholders, and per-sample WER/CER normalise, as its signature says the corpus
+    metrics did.
     """
+    from core.eval.metrics import speech_normalizer_of
+
     warnings = scored.get("warnings")
     placeholders: Placeholders = "raw" if "placeholders:raw" in (scored.get("signature") or "") else "words"
     run = RunRecord(
@@ -235,7 +246,8 @@ def record_run(
         wall_time_s=wall_time_s,
         throughput=len(predictions) / wall_time_s if wall_time_s else None,
     )
-    per_sample = sample_scores(task, predictions, references, placeholders)
+    normalizer = speech_normalizer_of(scored.get("signature"))
+    per_sample = sample_scores(task, predictions, references, placeholders, normalizer)
     samples = [
         SampleRecord(idx=i, input=inp, prediction=pred, reference=ref, score=value)
         for i, (inp, pred, ref, value) in enumerate(zip(inputs, predictions, references, per_sample, strict=True))
