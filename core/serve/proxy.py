@@ -15,6 +15,9 @@ which covers every endpoint (and websockets) the same way, with nothing to keep 
 * a websocket upgrade, once authorised, becomes a byte pipe both ways for as long as it lives.
 
 The ``Authorization`` header is removed before forwarding; nothing here logs headers or credentials.
+
+This is the one login layer of ``m2t serve``: with ``--tunnel`` ngrok forwards to this proxy without an auth
+action of its own (why: :mod:`core.serve.tunnel`).
 """
 
 from __future__ import annotations

@@ -11,8 +11,9 @@ Every visitor is untrusted, so two more rules:
   anything that looks like a credential stay in this process, which is the only one that needs them;
 * with a password (``--auth``, or the generated one of a tunnel) Streamlit listens on 127.0.0.1 on an
   internal port and :mod:`core.serve.proxy` takes the requested port, checking the login on every
-  request: page, health, websocket, uploads. The tunnel points at the proxy too, so the local port is as
-  protected as the public link.
+  request: page, health, websocket, uploads. The tunnel points at the proxy, and ngrok forwards without
+  a login of its own, so the proxy is the one login layer for the local port and the public link alike
+  (why one layer: :mod:`core.serve.tunnel`).
 """
 
 from __future__ import annotations
@@ -35,10 +36,18 @@ from pathlib import Path
 from typing import IO, Any, TextIO
 
 from core.errors import UserError
+from core.preload import PRELOAD_ENV
+from core.preload import enabled as preload_enabled
 from core.serve.proxy import AuthProxy, Credentials
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_APP = REPO_ROOT / "streamlit_app.py"
+# What Streamlit runs: the app as an st.App whose start-up hook preloads the models (see that file).
+LAUNCHER = REPO_ROOT / "streamlit_server.py"
+APP_SCRIPT_ENV = "M2T_APP_SCRIPT"
+# A served app reloads nothing: no file watcher (it watched the whole checkout, .venv included, and lost
+# inotify events under load) and no rerun on save. ``--dev`` turns both back on for people editing the app.
+SERVING_FLAGS = ("--server.fileWatcherType", "none", "--server.runOnSave", "false")
 DEFAULT_PORT = 8501
 DEFAULT_HOST = "127.0.0.1"
 PROFILES = ("offline", "hub")
@@ -170,9 +179,14 @@ def start_server(
     echo: bool = False,
     extra_args: list[str] | None = None,
     shared: bool = False,
+    preload: bool = False,
+    dev: bool = False,
 ) -> Server:
-    """Start ``python -m streamlit run app`` from the repo root (so ``.streamlit/config.toml`` and the
-    secrets file apply whatever the caller's cwd is). Does not wait; see :func:`wait_until_ready`."""
+    """Start ``python -m streamlit run`` on the launcher (serving ``app``) from the repo root (so
+    ``.streamlit/config.toml`` and the secrets file apply whatever the caller's cwd is). ``preload`` loads
+    the profile's models as the server starts (``serve`` turns it on; off here so tests of the server
+    itself load nothing); ``dev`` keeps Streamlit's file watcher and rerun-on-save. Does not wait; see
+    :func:`wait_until_ready`."""
     app = Path(app).resolve()
     if not app.is_file():
         raise UserError(f"app not found: {app}")
@@ -186,9 +200,11 @@ def start_server(
         env[SHARED_ENV] = "1"
     if profile is not None:
         env[PROFILE_ENV] = profile
-    cmd = [sys.executable, "-m", "streamlit", "run", str(app),
+    env[APP_SCRIPT_ENV] = str(app)
+    env[PRELOAD_ENV] = "1" if preload else "0"
+    cmd = [sys.executable, "-m", "streamlit", "run", str(LAUNCHER),
            "--server.port", str(port), "--server.address", host, "--server.headless", "true",
-           *(extra_args or [])]
+           *(() if dev else SERVING_FLAGS), *(extra_args or [])]
     proc = subprocess.Popen(
         cmd, cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, text=True, errors="replace", start_new_session=True,
@@ -228,19 +244,20 @@ def wait_until_ready(server: Server, timeout: float = STARTUP_TIMEOUT_S) -> None
                     f"Its last output:\n{server.last_output()}")
 
 
-def share(server: Server, *, auth: str | None = None, no_auth: bool = False,
-          out: TextIO | None = None, port: int | None = None, local_url: str | None = None,
-          generated: bool | None = None) -> Any:
-    """Open the ngrok tunnel for ``server`` (or for the auth proxy in front of it: ``port``/``local_url``).
-    On failure print why on stderr and return ``None``: the local server keeps running, which is still
-    useful (and what the message says)."""
+def share(server: Server, *, login: tuple[str, str] | None, out: TextIO | None = None, port: int | None = None,
+          local_url: str | None = None, generated: bool = False) -> Any:
+    """Open the ngrok tunnel for ``server``, or for the auth proxy in front of it (``port``/``local_url``).
+
+    ``login`` is the login that port checks (``None``: an open link, which ``serve`` only allows with
+    ``--no-auth``). On failure print why on stderr and return ``None``: the local server keeps running,
+    which is still useful (and what the message says).
+    """
     from core.serve import tunnel  # pyngrok is only imported when sharing
 
     port = server.port if port is None else port
     local_url = server.url if local_url is None else local_url
     try:
-        return tunnel.open_tunnel(port, auth=auth, no_auth=no_auth, local_url=local_url, out=out,
-                                  generated=generated)
+        return tunnel.open_tunnel(port, login=login, local_url=local_url, out=out, generated=generated)
     except UserError as exc:
         message = str(exc)
         if local_url not in message:
@@ -296,8 +313,13 @@ def serve(
     app: Path = DEFAULT_APP,
     host: str = DEFAULT_HOST,
     startup_timeout: float = STARTUP_TIMEOUT_S,
+    preload: bool = True,
+    dev: bool = False,
 ) -> int:
     """Serve until Ctrl-C/SIGTERM/SIGHUP (exit 0) or until Streamlit dies (exit 1).
+
+    ``preload`` (unless ``M2T_PRELOAD=0``) starts loading the profile's models as the server starts;
+    ``dev`` keeps Streamlit's file watcher and rerun-on-save for people editing the app.
 
     Raises :class:`UserError` for problems found before serving (bad flags, port in use, startup).
     """
@@ -314,7 +336,8 @@ def serve(
     try:
         server = start_server(proxy.upstream[1] if proxy else port, host=DEFAULT_HOST if proxy else host,
                               app=app, profile=profile, echo=True,
-                              shared=tunnel or credentials is not None or host not in LOOPBACK_HOSTS)
+                              shared=tunnel or credentials is not None or host not in LOOPBACK_HOSTS,
+                              preload=preload and preload_enabled(), dev=dev)
     except BaseException:
         if proxy is not None:
             proxy.stop()
@@ -329,8 +352,7 @@ def serve(
             if credentials is not None and not tunnel:
                 print(f"Basic auth: user {credentials[0]}  (password as given with --auth)", flush=True)
             if tunnel:
-                shared = share(server, auth=":".join(credentials) if credentials else None, no_auth=no_auth,
-                               port=port, local_url=local_url, generated=auth is None)
+                shared = share(server, login=credentials, port=port, local_url=local_url, generated=auth is None)
             code = server.proc.wait()
             print(f"Streamlit stopped unexpectedly (exit code {code}). Its last output:\n"
                   f"{server.last_output()}", file=sys.stderr, flush=True)
@@ -368,14 +390,19 @@ def configure_serve(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         help="also share a public https URL through ngrok (needs NGROK_AUTHTOKEN)")
     access = parser.add_mutually_exclusive_group()
     access.add_argument("--auth", metavar="USER:PASS",
-                        help="basic auth on every request, local port and public URL alike (password 8-128 "
-                             "chars; with --tunnel the default is a generated one)")
+                        help="basic auth on every request, local port and public URL alike, checked by one "
+                             "local proxy (password 8-128 chars; with --tunnel the default is a generated one)")
     access.add_argument("--no-auth", action="store_true",
                         help="open the public URL without a password (anyone with the link can use it)")
     parser.add_argument("--profile", choices=PROFILES,
                         help=f"model profile passed to the app as {PROFILE_ENV} (default: the app's own)")
     parser.add_argument("--app", type=Path, default=DEFAULT_APP,
                         help="Streamlit script (default %(default)s)")
+    parser.add_argument("--no-preload", action="store_true",
+                        help=f"load each model when a visitor first needs it instead of at start-up (machines "
+                             f"short of memory; same as {PRELOAD_ENV}=0)")
+    parser.add_argument("--dev", action="store_true",
+                        help="for editing the app: Streamlit's file watcher and rerun-on-save stay on")
     parser.set_defaults(run=run_serve)
     return parser
 
@@ -383,7 +410,7 @@ def configure_serve(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 def run_serve(args: argparse.Namespace) -> int:
     """CLI entry for ``m2t serve``; lets :class:`UserError` reach the CLI's handler."""
     return serve(port=args.port, tunnel=args.tunnel, auth=args.auth, no_auth=args.no_auth,
-                 profile=args.profile, app=args.app, host=args.host)
+                 profile=args.profile, app=args.app, host=args.host, preload=not args.no_preload, dev=args.dev)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,10 +11,20 @@ Two rules shape this module:
   pyngrok's own log records are scrubbed because ngrok echoes a rejected token back.
 * A public URL without a password lets anyone who guesses or sees it run the models on this
   machine, so basic auth is on unless the caller explicitly asks for an open tunnel.
+
+One login layer, ours: the tunnel forwards to the local auth proxy (:mod:`core.serve.proxy`), which checks
+the login on every request, and ngrok gets no auth action of its own. Two layers with the same login
+(ngrok's ``basic-auth`` action, then the proxy) would work only if ngrok passed the ``Authorization``
+header on after its own check, which its documentation does not say; one layer depends only on what ngrok
+documents for a plain HTTP endpoint: it forwards the request and adds ``x-forwarded-*`` headers, and
+removes headers only when told to (https://ngrok.com/docs/http/request-headers/,
+https://ngrok.com/docs/universal-gateway/http-s/upstream-headers). :func:`open_tunnel` refuses to publish a
+port that answers without the login it was given, so a wrong wiring cannot open the app to everyone.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import getpass
 import importlib
@@ -23,6 +33,8 @@ import os
 import secrets
 import sys
 import tomllib
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,8 +46,12 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 TOKEN_ENV = "NGROK_AUTHTOKEN"
 SECRETS_FILES = (REPO_ROOT / ".streamlit" / "secrets.toml", Path.home() / ".streamlit" / "secrets.toml")
 DEFAULT_USER = "m2t"
-# ngrok rejects basic-auth passwords outside this range.
+# Password length: at least 8 against guessing over HTTP; the same range ngrok's basic auth accepted, so
+# logins that worked before still do.
 PASSWORD_MIN, PASSWORD_MAX = 8, 128
+GATE_TIMEOUT_S = 10.0
+# No proxy for the loopback gate check, whatever HTTP(S)_PROXY says.
+_LOCAL_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 TOKEN_HELP = (
     "get a free authtoken at https://dashboard.ngrok.com/get-started/your-authtoken and set it with "
@@ -82,7 +98,7 @@ def parse_auth(auth: str) -> tuple[str, str]:
         raise TunnelError("--auth: the user name must not contain spaces")
     if not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
         raise TunnelError(
-            f"--auth: ngrok needs a password of {PASSWORD_MIN} to {PASSWORD_MAX} characters "
+            f"--auth: the password must have {PASSWORD_MIN} to {PASSWORD_MAX} characters "
             f"(got {len(password)})"
         )
     return user, password
@@ -94,7 +110,8 @@ def generate_credentials() -> tuple[str, str]:
 
 
 def resolve_credentials(auth: str | None, no_auth: bool) -> tuple[str, str] | None:
-    """Decide the tunnel's basic auth: explicit, generated, or (only when asked for) none."""
+    """Decide the link's login (checked by the local auth proxy): explicit, generated, or (only when asked
+    for) none."""
     if auth is not None and no_auth:
         raise TunnelError("use either --auth USER:PASS or --no-auth, not both")
     if no_auth:
@@ -148,8 +165,8 @@ def resolve_token(
 
 
 class _Redact(logging.Filter):
-    """Replace secrets in pyngrok's log records: ngrok echoes a rejected token in its error log,
-    and pyngrok logs the tunnel options (with the basic-auth password) at debug level."""
+    """Replace secrets in pyngrok's log records: ngrok echoes a rejected token in its error log (the
+    password never reaches pyngrok, but is scrubbed too in case a caller's message carries it)."""
 
     def __init__(self, secrets_: Iterable[str]) -> None:
         super().__init__()
@@ -191,23 +208,46 @@ def _detach(redact: _Redact) -> None:
 # --------------------------------------------------------------------------- opening
 
 
-def endpoint_options(credentials: tuple[str, str] | None) -> dict[str, Any]:
-    """Options for ``ngrok.connect``.
+def endpoint_options() -> dict[str, Any]:
+    """Options for ``ngrok.connect`` beyond address and protocol: none.
 
-    pyngrok 9 talks to the ngrok v3 agent through ``/api/endpoints`` (agent config v3), where the
-    old per-tunnel ``basic_auth`` field no longer exists; basic auth is a Traffic Policy action.
+    In particular no Traffic Policy and no ``basic-auth`` action: the login is checked once, by the local
+    auth proxy the tunnel points at (see the module docstring).
     """
-    if credentials is None:
-        return {}
-    user, password = credentials
-    policy = {"on_http_request": [{"actions": [{"type": "basic-auth",
-                                                "config": {"credentials": [f"{user}:{password}"]}}]}]}
-    return {"traffic_policy": policy}
+    return {}
+
+
+def _status(url: str, authorization: str | None) -> int | None:
+    """HTTP status of ``GET url`` (None when nothing answers)."""
+    request = urllib.request.Request(url, headers={"Authorization": authorization} if authorization else {})
+    try:
+        with _LOCAL_OPENER.open(request, timeout=GATE_TIMEOUT_S) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+
+
+def check_gate(local_url: str, login: tuple[str, str]) -> None:
+    """Refuse to publish ``local_url`` unless it asks for ``login``: 401 without it, 200 with it.
+
+    This is what makes the auth proxy the one login layer safe to rely on: a tunnel pointed at Streamlit
+    itself, or a proxy with another password, fails here before any public URL exists.
+    """
+    health = f"{local_url}/_stcore/health"
+    anonymous = _status(health, None)
+    if anonymous != 401:
+        seen = "nothing answered" if anonymous is None else f"it answered {anonymous} without a login"
+        raise TunnelError(f"refusing to publish {local_url}: it must ask for the login, but {seen}")
+    token = base64.b64encode(f"{login[0]}:{login[1]}".encode()).decode()
+    if _status(health, f"Basic {token}") != 200:
+        raise TunnelError(f"refusing to publish {local_url}: it does not accept the login it would be shared with")
 
 
 def _describe_failure(exc: Exception, scrub: Callable[[str], str], local_url: str) -> str:
     """Turn a pyngrok exception into one actionable sentence (without the token in it)."""
-    from pyngrok.exception import PyngrokNgrokError, PyngrokNgrokInstallError
+    from pyngrok.exception import PyngrokNgrokInstallError
 
     code = getattr(exc, "ngrok_error_code", None) or ""
     text = " ".join(str(part) for part in (exc, getattr(exc, "ngrok_error", None) or "", code))
@@ -226,9 +266,6 @@ def _describe_failure(exc: Exception, scrub: Callable[[str], str], local_url: st
             or ("authtoken" in lowered and "invalid" in lowered)):
         return ("ngrok rejected the authtoken (invalid, revoked or mistyped); copy it again from "
                 f"https://dashboard.ngrok.com/get-started/your-authtoken and reset {TOKEN_ENV}")
-    if isinstance(exc, PyngrokNgrokError) and ("traffic_policy" in lowered or "traffic policy" in lowered):
-        return (f"ngrok refused the basic-auth traffic policy ({scrub(str(exc)).splitlines()[0]}); "
-                "update pyngrok/ngrok, or use --no-auth at your own risk")
     first_line = (scrub(str(exc)).strip().splitlines() or [type(exc).__name__])[0]
     return f"ngrok failed: {first_line[:300]}"
 
@@ -236,32 +273,34 @@ def _describe_failure(exc: Exception, scrub: Callable[[str], str], local_url: st
 def open_tunnel(
     port: int,
     *,
-    auth: str | None = None,
-    no_auth: bool = False,
+    login: tuple[str, str] | None,
     token: str | None = None,
     local_url: str | None = None,
     out: TextIO | None = None,
-    generated: bool | None = None,
+    generated: bool = False,
 ) -> Tunnel:
-    """Open an HTTPS tunnel to ``127.0.0.1:port`` and print its URL (and generated credentials, once).
+    """Open an HTTPS tunnel to ``127.0.0.1:port`` and print its URL (and a generated password, once).
 
-    Raises :class:`TunnelError` with a message that says what to do; the caller keeps serving locally.
+    ``login`` is the login the server at ``port`` checks (the auth proxy of ``m2t serve``); it is verified
+    before anything is published (:func:`check_gate`) and announced with the URL. ``None`` publishes an
+    open link, with a warning. ngrok itself forwards without an auth action. Raises :class:`TunnelError`
+    with a message that says what to do; the caller keeps serving locally.
     """
     out = sys.stdout if out is None else out
     local_url = local_url or f"http://127.0.0.1:{port}"
-    credentials = resolve_credentials(auth, no_auth)  # validate before asking for a token
+    if login is not None:
+        check_gate(local_url, login)
     token = token or resolve_token()
 
     from pyngrok import conf, ngrok
     from pyngrok.exception import PyngrokError
 
-    redact = _Redact([token] + ([credentials[1]] if credentials else []))
+    redact = _Redact([token] + ([login[1]] if login else []))
     _attach(redact)
     # In memory only: set_auth_token() would write the token into ngrok's config file.
     config = conf.PyngrokConfig(auth_token=token)
     try:
-        endpoint = ngrok.connect(str(port), proto="http", pyngrok_config=config,
-                                 **endpoint_options(credentials))
+        endpoint = ngrok.connect(str(port), proto="http", pyngrok_config=config, **endpoint_options())
         if not getattr(endpoint, "public_url", None):
             raise TunnelError("ngrok opened no public URL; see https://dashboard.ngrok.com/endpoints")
     except BaseException as exc:  # also Ctrl-C/SIGTERM mid-connect: never leave a half-started agent
@@ -272,12 +311,8 @@ def open_tunnel(
         raise
 
     tunnel = Tunnel(public_url=endpoint.public_url, local_url=local_url, _config=config, _redact=redact,
-                    username=credentials[0] if credentials else None,
-                    password=credentials[1] if credentials else None)
-    # ``generated``: the caller made the password itself (serve shares it with its auth proxy) and it
-    # still has to be shown once.
-    generated = (auth is None) if generated is None else generated
-    _announce(tunnel, generated=credentials is not None and generated, out=out)
+                    username=login[0] if login else None, password=login[1] if login else None)
+    _announce(tunnel, generated=login is not None and generated, out=out)
     return tunnel
 
 
