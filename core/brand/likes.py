@@ -411,9 +411,11 @@ class LikesModel:
 
     def __init__(self, *, lines: Lines, medians: np.ndarray, choice: Choice, coef: np.ndarray | None,
                  intercept: float, companies: dict[str, int], quantiles: np.ndarray, brand_quantiles: np.ndarray,
-                 unseen_quantiles: np.ndarray, digest: str = "", note: str = "", rows: int = 0) -> None:
+                 unseen_quantiles: np.ndarray, global_median: float, digest: str = "", note: str = "",
+                 rows: int = 0) -> None:
         self.lines = lines
         self.medians = medians  # per account: median of log1p(likes) in the history
+        self.global_median = global_median  # of every history row: the reference for accounts absent from it
         self.choice = choice
         self.coef = coef
         self.intercept = intercept
@@ -445,7 +447,7 @@ class LikesModel:
         if brand is None:
             brand, _ = self.brand_index(rows)
         if self.choice.base == "median":
-            pred = np.where(brand >= 0, self.medians[np.maximum(brand, 0)], float(np.median(self.medians)))
+            pred = np.where(brand >= 0, self.medians[np.maximum(brand, 0)], self.global_median)
         else:
             pred = self.lines.predict(brand, rows.years)
         if self.coef is not None and len(rows):
@@ -523,7 +525,7 @@ class LikesModel:
             "pooled": [self.lines.pooled_level, self.lines.pooled_slope, self.lines.pooled_centre],
             "span": [self.lines.first, self.lines.last], "trend": self.lines.trend,
             "choice": asdict(self.choice), "intercept": self.intercept, "digest": self.digest, "note": self.note,
-            "rows": self.rows,
+            "rows": self.rows, "global_median": self.global_median,
         }
         (folder / "meta.json").write_text(json.dumps(meta))
 
@@ -543,7 +545,7 @@ class LikesModel:
         model = cls(lines=lines, medians=a["medians"], choice=Choice(**meta["choice"]), coef=coef,
                     intercept=meta["intercept"], companies=meta["companies"], quantiles=a["quantiles"],
                     brand_quantiles=a["brand_quantiles"], unseen_quantiles=a["unseen_quantiles"],
-                    digest=meta["digest"], note=meta["note"], rows=meta["rows"])
+                    global_median=meta["global_median"], digest=meta["digest"], note=meta["note"], rows=meta["rows"])
         model.cached = True
         return model
 
@@ -562,6 +564,7 @@ class _Parts:
     keys: list[str]
     index: dict[str, int]
     medians: np.ndarray
+    global_median: float
     level: Lines
     line: Lines
 
@@ -581,14 +584,13 @@ def _base_parts(rows: LikesRows) -> tuple[_Parts, np.ndarray]:
     medians = pd.Series(y).groupby(codes).median().reindex(range(len(keys))).to_numpy()
     level = fit_lines(codes, len(keys), rows.years, y, keys, trend=False)
     line = fit_lines(codes, len(keys), rows.years, y, keys, trend=True)
-    return _Parts(keys, {k: i for i, k in enumerate(keys)}, medians, level, line), codes
+    return _Parts(keys, {k: i for i, k in enumerate(keys)}, medians, float(np.median(y)), level, line), codes
 
 
 def _base_predict(parts: _Parts, which: str, rows: LikesRows) -> np.ndarray:
     _, brand = _codes(rows, parts.keys)
     if which == "median":
-        global_median = float(np.median(parts.medians))
-        return np.where(brand >= 0, parts.medians[np.maximum(brand, 0)], global_median)
+        return np.where(brand >= 0, parts.medians[np.maximum(brand, 0)], parts.global_median)
     return (parts.level if which == "level" else parts.line).predict(brand, rows.years)
 
 
@@ -719,7 +721,7 @@ def fit(history: LikesHistory) -> LikesModel:
     companies = _company_map(rows, parts.index)
     return LikesModel(lines=lines, medians=parts.medians, choice=choice, coef=coef, intercept=intercept,
                       companies=companies, quantiles=pooled, brand_quantiles=brand_q, unseen_quantiles=unseen_q,
-                      digest=history.digest, note=history.note(), rows=len(rows))
+                      global_median=parts.global_median, digest=history.digest, note=history.note(), rows=len(rows))
 
 
 def _company_map(rows: LikesRows, index: dict[str, int]) -> dict[str, int]:

@@ -409,6 +409,10 @@ def summary_table(evaluation: Evaluation) -> str:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     """Entry point of ``m2t evaluate``."""
+    if args.task == LIKES_TASK:  # predicted likes: no pipeline, its own protocol (core.eval.likes)
+        from core.eval.likes import run_likes_evaluation
+
+        return run_likes_evaluation(args)
     evaluation = evaluate(EvalConfig.from_args(args))
     errors = int(evaluation.run.metrics.get("media_errors", 0))
     if errors:
@@ -419,12 +423,21 @@ def run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+LIKES_TASK = "likes"
+
+
+def _task_arg(text: str) -> str:
+    """An evaluation task: a stage's name, or ``likes`` (predicted likes against real ones)."""
+    return LIKES_TASK if text.strip().lower() == LIKES_TASK else normalize_task(text)
+
+
 def configure_evaluate(p: argparse.ArgumentParser) -> None:
     p.description = (
         "Run a model over labelled data (or score a predictions file), print the metrics and "
         f"record the run in the results store ({default_store_path()} unless --db or M2T_RESULTS_DB).")
-    p.add_argument("--task", required=True, type=normalize_task, metavar="{" + ",".join(TASKS) + "}",
-                   help="what is evaluated: the stage's name (tweet and captioning still work)")
+    p.add_argument("--task", required=True, type=_task_arg, metavar="{" + ",".join([*TASKS, LIKES_TASK]) + "}",
+                   help="what is evaluated: the stage's name (tweet and captioning still work), or likes "
+                   "(predicted likes against real ones, beside two baselines; see docs/engagement.md)")
     p.add_argument(
         "--data", required=True, help="tweet dump CSV | caption CSV/parquet (path|url,caption) | ocr CSV "
         "(path,text) | asr CSV (audio,text); relative media paths start at the file's folder"
