@@ -12,12 +12,21 @@ import streamlit as st
 from app.settings import page_settings
 from app.widgets import download
 from core.eval.datasets import TASKS as EVAL_TASKS
+from core.eval.likes import LABELS as LIKES_LABELS
+from core.eval.likes import LOWER_IS_BETTER as LIKES_LOWER
+from core.eval.likes import METRICS as LIKES_METRICS
+from core.eval.likes import TASK as LIKES_TASK
 from core.eval.scoring import DEFINITIONS, LABELS, SAMPLE_METRIC, SPEECH_METRICS, TEXT_METRICS, signature_groups
 from core.eval.store import ResultsStore, RunRecord, default_store_path
 
-PRIMARY = {"llm": "bleu", "caption": "cider", "ocr": "cer", "asr": "wer"}
-LOWER_IS_BETTER = {"wer", "cer", "media_errors"}
-TASK_TITLES = {"llm": "Tweets", "caption": "Captions", "ocr": "OCR", "asr": "Speech (ASR)"}
+PRIMARY = {"llm": "bleu", "caption": "cider", "ocr": "cer", "asr": "wer", LIKES_TASK: "rmse_log1p"}
+LOWER_IS_BETTER = {"wer", "cer", "media_errors", *LIKES_LOWER}
+TASK_TITLES = {"llm": "Tweets", "caption": "Captions", "ocr": "OCR", "asr": "Speech (ASR)", LIKES_TASK: "Likes"}
+LABELS = {**LABELS, **LIKES_LABELS}
+LIKES_NOTE = ("`m2t evaluate --task likes`: predicted likes against real ones on held-out rows (--split time: a later "
+              "period; brand: unseen accounts). Beside the model, on the same rows: the account's history median "
+              "as the prediction, and calling every tweet high. High/low is against the account's history median. "
+              "See docs/engagement.md.")
 HOW_TO = """\
 m2t synth ocr data/generated/ocr          # a small labelled OCR set (or bring your own CSV path,text)
 m2t evaluate --task ocr --data data/generated/ocr/ocr.csv
@@ -38,7 +47,7 @@ def run_label(run: RunRecord) -> str:
 
 def metrics_of(task: str, runs: list[RunRecord]) -> list[str]:
     known = list(TEXT_METRICS if EVAL_TASKS[task].family == "text" else SPEECH_METRICS) if task in EVAL_TASKS \
-        else []
+        else list(LIKES_METRICS) if task == LIKES_TASK else []
     extra = sorted({m for r in runs for m in r.metrics} - set(known))
     return [m for m in known + extra if any(m in r.metrics for r in runs)]
 
@@ -159,6 +168,8 @@ def task_tab(store: ResultsStore, task: str, runs: list[RunRecord]) -> None:
     if not metrics:
         st.info("These runs recorded no metrics.")
         return
+    if task == LIKES_TASK:
+        st.caption(LIKES_NOTE)
     primary = PRIMARY.get(task) if PRIMARY.get(task) in metrics else metrics[0]
     metric = st.selectbox("Rank by", metrics, index=metrics.index(primary), format_func=lambda m: LABELS.get(m, m),
                           key=f"lb.metric.{task}")

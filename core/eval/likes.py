@@ -281,7 +281,7 @@ def evaluate_likes(data: str | Path, *, history: str | Path | None = None, split
                         "are predicted by the pooled model, and their high/low is judged within the account (above "
                         "its test rows' median), since there is no history median; the CIs resample rows, not "
                         "accounts, so with few accounts they are too narrow")
-    label = "m2t likes: " + model.choice.describe().split(";")[0]
+    label = f"m2t likes [{model.choice.base}{' + words, media, time' if model.choice.text else ''}]"
     run = RunRecord(task=TASK, model=label, n=len(y), metrics=metrics, ci=ci, dataset=str(test.data),
                     dataset_hash=file_hash(test.data) if test.data.is_file() else None,
                     signature=f"likes|{test.protocol}|coverage:{COVERAGE:g}|bootstrap:{bootstrap}|seed:{seed}",
