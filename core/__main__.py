@@ -24,6 +24,7 @@ class Command:
 COMMANDS: dict[str, Command] = {
     "predict": Command("core.commands", "predict a tweet for media + metadata"),
     "batch": Command("core.commands", "predict tweets for every row of a tweet-dump CSV"),
+    "likes": Command("core.likes_command", "predict likes for every row of a tweet dump, learned from a history dump"),
     "caption": Command("core.commands", "caption images", aliases=("captioning",)),
     "ocr": Command("core.commands", "read text in images (reading order)"),
     "asr": Command("core.commands", "transcribe audio or video", aliases=("transcribe",)),
