@@ -191,3 +191,24 @@ def test_streamlit_child_gets_no_ngrok_token(app: Path, monkeypatch: pytest.Monk
     assert not set(FAKE_SECRETS) & set(child_env)  # offline profile: HF_TOKEN dropped as well
     assert child_env["M2T_RESULTS_DB"] == KEPT["M2T_RESULTS_DB"] and child_env["M2T_PROFILE"] == "offline"
     assert child_env["M2T_SHARED"] == "1"  # a shared app: registry models only (app.settings.shared_app)
+
+
+def test_the_project_settings_reach_streamlit_from_the_package() -> None:
+    import tomllib
+
+    shipped = tomllib.loads(serve.STREAMLIT_CONFIG.read_text(encoding="utf-8"))
+    # .streamlit/config.toml serves a plain `streamlit run` from the checkout; m2t serve uses the shipped copy.
+    assert shipped == tomllib.loads((REPO_ROOT / ".streamlit" / "config.toml").read_text(encoding="utf-8"))
+    flags = serve.streamlit_flags()
+    pairs = dict(zip(flags[::2], flags[1::2], strict=True))
+    assert pairs["--server.maxUploadSize"] == "500" and pairs["--server.enableXsrfProtection"] == "true"
+    assert pairs["--browser.gatherUsageStats"] == "false" and pairs["--theme.primaryColor"] == "#1D9BF0"
+    assert len(pairs) == sum(len(options) for options in shipped.values())
+
+
+def test_the_entry_scripts_are_found_where_python_imports_them() -> None:
+    import importlib.util
+
+    for module, path in (("streamlit_app", serve.DEFAULT_APP), ("streamlit_server", serve.LAUNCHER)):
+        spec = importlib.util.find_spec(module)
+        assert spec is not None and Path(str(spec.origin)) == path and path.is_file()

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
+import importlib.util
 import os
 import signal
 import socket
@@ -28,6 +29,7 @@ import subprocess
 import sys
 import threading
 import time
+import tomllib
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
@@ -40,10 +42,26 @@ from core.preload import PRELOAD_ENV
 from core.preload import enabled as preload_enabled
 from core.serve.proxy import AuthProxy, Credentials
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_APP = REPO_ROOT / "streamlit_app.py"
+
+def installed_script(module: str) -> Path:
+    """The file of a top-level script module shipped with the package (``streamlit_app``, ``streamlit_server``).
+
+    Found where ``import`` would find it (site-packages after ``pip install .``, the checkout for an editable
+    install), not through the source tree, so ``m2t serve`` works from any folder. Nothing is imported. When
+    it is missing, the path named is where it should be, and :func:`start_server` says it is not there.
+    """
+    spec = importlib.util.find_spec(module)
+    if spec is not None and spec.origin:
+        return Path(spec.origin)
+    return Path(__file__).resolve().parents[2] / f"{module}.py"
+
+
+DEFAULT_APP = installed_script("streamlit_app")
 # What Streamlit runs: the app as an st.App whose start-up hook preloads the models (see that file).
-LAUNCHER = REPO_ROOT / "streamlit_server.py"
+LAUNCHER = installed_script("streamlit_server")
+# The project's Streamlit settings (upload size, XSRF, no usage statistics, theme), shipped with the
+# package and passed as flags, so they apply whatever folder Streamlit starts in.
+STREAMLIT_CONFIG = Path(__file__).with_name("streamlit.toml")
 APP_SCRIPT_ENV = "M2T_APP_SCRIPT"
 # A served app reloads nothing: no file watcher (it watched the whole checkout, .venv included, and lost
 # inotify events under load) and no rerun on save. ``--dev`` turns both back on for people editing the app.
@@ -153,6 +171,16 @@ def child_environment(environ: Mapping[str, str], profile: str | None) -> dict[s
     return env
 
 
+def streamlit_flags(config: Path = STREAMLIT_CONFIG) -> list[str]:
+    """``--section.option value`` for every setting of ``config`` (Streamlit takes each as a flag)."""
+    flags: list[str] = []
+    for section, options in tomllib.loads(config.read_text(encoding="utf-8")).items():
+        for option, value in options.items():
+            text = str(value).lower() if isinstance(value, bool) else str(value)
+            flags += [f"--{section}.{option}", text]
+    return flags
+
+
 def free_local_port() -> int:
     """An unused loopback port for Streamlit behind the proxy (the kernel picks; released right away)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -182,14 +210,18 @@ def start_server(
     preload: bool = False,
     dev: bool = False,
 ) -> Server:
-    """Start ``python -m streamlit run`` on the launcher (serving ``app``) from the repo root (so
-    ``.streamlit/config.toml`` and the secrets file apply whatever the caller's cwd is). ``preload`` loads
+    """Start ``python -P -m streamlit run`` on the launcher (serving ``app``) in the caller's folder, with the
+    project's settings as flags (:data:`STREAMLIT_CONFIG`), so a wheel install serves the same from any folder;
+    ``-P`` keeps that folder off the child's ``sys.path``, so an ``app/`` or ``core/`` that happens to be there
+    cannot stand in for the installed packages. ``preload`` loads
     the profile's models as the server starts (``serve`` turns it on; off here so tests of the server
     itself load nothing); ``dev`` keeps Streamlit's file watcher and rerun-on-save. Does not wait; see
     :func:`wait_until_ready`."""
     app = Path(app).resolve()
     if not app.is_file():
         raise UserError(f"app not found: {app}")
+    if not LAUNCHER.is_file():
+        raise UserError(f"{LAUNCHER.name} is not installed with media2tweet (looked for {LAUNCHER}); reinstall it")
     if profile is not None and profile not in PROFILES:
         raise UserError(f"unknown profile {profile!r}; choose one of: {', '.join(PROFILES)}")
     if port_in_use(port, host):
@@ -202,11 +234,11 @@ def start_server(
         env[PROFILE_ENV] = profile
     env[APP_SCRIPT_ENV] = str(app)
     env[PRELOAD_ENV] = "1" if preload else "0"
-    cmd = [sys.executable, "-m", "streamlit", "run", str(LAUNCHER),
+    cmd = [sys.executable, "-P", "-m", "streamlit", "run", str(LAUNCHER), *streamlit_flags(),
            "--server.port", str(port), "--server.address", host, "--server.headless", "true",
            *(() if dev else SERVING_FLAGS), *(extra_args or [])]
     proc = subprocess.Popen(
-        cmd, cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, text=True, errors="replace", start_new_session=True,
     )
     server = Server(proc=proc, port=port, host=host, echo=echo)

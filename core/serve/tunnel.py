@@ -42,9 +42,9 @@ from typing import Any, TextIO
 
 from core.errors import UserError
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 TOKEN_ENV = "NGROK_AUTHTOKEN"
-SECRETS_FILES = (REPO_ROOT / ".streamlit" / "secrets.toml", Path.home() / ".streamlit" / "secrets.toml")
+# Where Streamlit itself looks for secrets: the folder the command runs in, then the user's own.
+SECRETS_FILES = (Path(".streamlit") / "secrets.toml", Path.home() / ".streamlit" / "secrets.toml")
 DEFAULT_USER = "m2t"
 # Password length: at least 8 against guessing over HTTP; the same range ngrok's basic auth accepted, so
 # logins that worked before still do.
@@ -123,7 +123,7 @@ def resolve_credentials(auth: str | None, no_auth: bool) -> tuple[str, str] | No
 
 def read_secrets_token(paths: Iterable[Path] | None = None) -> str | None:
     """Token from Streamlit's secrets file: top-level ``NGROK_AUTHTOKEN`` or ``[ngrok] authtoken``
-    (the repo's ``.streamlit/secrets.toml``, then the user-wide one Streamlit also reads)."""
+    (``.streamlit/secrets.toml`` in the current folder, then the user-wide one Streamlit also reads)."""
     for path in SECRETS_FILES if paths is None else paths:
         if not path.is_file():
             continue
