@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from app.models import preload_notice
 from app.settings import ENTRY_FLAG, loaded_models_panel, render_sidebar
 
 st.set_page_config(page_title="Media2Tweet", page_icon=":material/campaign:", layout="wide")
@@ -27,6 +28,7 @@ PAGES = [
 
 page = st.navigation(PAGES)
 render_sidebar()
+preload_notice()  # while m2t serve's start-up preload runs: which models are still loading
 st.session_state[ENTRY_FLAG] = True  # tells the page the sidebar is already drawn
 try:
     page.run()

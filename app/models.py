@@ -1,73 +1,58 @@
-"""Load each model once per server process, whatever page or session asks for it.
+"""Load each model once per server process, whatever page, session or start-up preload asks for it.
 
-``st.cache_resource`` is keyed on every field that changes which weights end up where (model,
-backend, adapter, device, dtype, 4-bit, and for the LLM its engine, server URL and served model
-name): a device passed as an ``_``-prefixed argument would be
-left out of the key, and switching device would silently reuse the model on the old one.
-``LOADS`` counts real loads (cache misses) so tests can check that a second prediction reuses
-the models.
+The cache itself is :mod:`core.model_cache`, not ``st.cache_resource``: ``m2t serve`` starts loading the
+default models when the server starts (:mod:`core.preload`, from the start-up hook in
+``streamlit_server.py``), before any visitor's script run exists, and ``st.cache_resource`` can only be
+filled from inside one. The pages read through the same cache, so the model the preload loaded is the
+object a page gets, and a page that asks for a model still loading waits for that load (and says so)
+instead of loading a second copy. The cache's key holds every field that changes which weights end up
+where (model, backend, adapter, device, dtype, 4-bit, and for the LLM its engine, server URL and served
+model name). ``LOADS`` counts real loads (cache misses) so tests can check that pages reuse the models.
 """
 
 from __future__ import annotations
 
-import threading
 import time
-from collections import Counter
 from collections.abc import Callable
 
 import streamlit as st
 
-from core.pipeline import load_model
+from core import model_cache, preload
 from core.registry import ModelSpec
 
-SpecKey = tuple[str, str, str, str | None, str, str, bool, str, str | None, str | None]
+SpecKey = model_cache.Key
 TASK_NAMES = {"caption": "caption", "ocr": "OCR", "asr": "speech recognition", "llm": "tweet writer (LLM)"}
+PRELOAD_POLL_S = 1.0  # how often the "still loading" notice refreshes
 
-LOADS: Counter[SpecKey] = Counter()  # real loads per spec, for tests and the sidebar
-_RESIDENT: set[SpecKey] = set()  # specs whose model sits in the cache now
-_LOCK = threading.Lock()
-
-
-def spec_key(spec: ModelSpec) -> SpecKey:
-    return (spec.task, spec.model, spec.backend, spec.adapter, spec.device, spec.dtype, spec.load_in_4bit,
-            spec.engine, spec.url, spec.served_model)
-
-
-@st.cache_resource(show_spinner=False)
-def _cached_load(
-    task: str,
-    model: str,
-    backend: str,
-    adapter: str | None,
-    device: str,
-    dtype: str,
-    load_in_4bit: bool,
-    engine: str,
-    url: str | None,
-    served_model: str | None,
-    _spec: ModelSpec,  # carries the alias table only; every field that matters is in the key above
-) -> object:
-    loaded = load_model(_spec)
-    with _LOCK:
-        LOADS[(task, model, backend, adapter, device, dtype, load_in_4bit, engine, url, served_model)] += 1
-    return loaded
+LOADS = model_cache.LOADS  # real loads per spec, for tests and the sidebar
+spec_key = model_cache.key
 
 
 def is_loaded(spec: ModelSpec) -> bool:
-    return spec_key(spec) in _RESIDENT
+    return model_cache.is_loaded(spec)
+
+
+def _waiting_line(spec: ModelSpec) -> str:
+    """What a visitor reads while ``spec`` loads: a wait for a load in progress, or a first load."""
+    name = TASK_NAMES.get(spec.task, spec.task)
+    slot = model_cache.slot(spec)
+    if slot is not None and not slot.done.is_set():
+        since = "since the server started" if slot.by == "preload" else "for another visitor"
+        return (f"Waiting for the {name} model **{spec.model}**: loading {since} "
+                f"({time.monotonic() - slot.started:.0f} s ago)…")
+    return f"Loading the {name} model **{spec.model}** (first use only)…"
 
 
 def get_model(spec: ModelSpec, notify: Callable[[str], None] | None = None) -> object:
-    """The model for ``spec``; on first use ``notify`` hears that a (slow) load is happening."""
-    first = not is_loaded(spec)
+    """The model for ``spec``; when it is not loaded yet, ``notify`` hears which one is loading and when it is in."""
+    if model_cache.is_loaded(spec):
+        return model_cache.get(spec)
     start = time.perf_counter()
-    if first and notify is not None:
-        notify(f"Loading the {TASK_NAMES.get(spec.task, spec.task)} model **{spec.model}** (first use only)…")
-    model = _cached_load(*spec_key(spec), _spec=spec)
-    with _LOCK:
-        _RESIDENT.add(spec_key(spec))
-    if first and notify is not None:
-        notify(f"Loaded **{spec.model}** in {time.perf_counter() - start:.1f} s")
+    if notify is not None:
+        notify(_waiting_line(spec))
+    model = model_cache.get(spec, by="request")
+    if notify is not None:
+        notify(f"**{spec.model}** ready after {time.perf_counter() - start:.1f} s")
     return model
 
 
@@ -77,11 +62,11 @@ def make_loader(notify: Callable[[str], None] | None = None) -> Callable[[ModelS
 
 
 def load_with_status(spec: ModelSpec) -> object:
-    """``get_model`` that shows an ``st.status`` while a model loads for the first time."""
+    """``get_model`` that shows an ``st.status`` while a model loads (or is awaited) for the first time."""
     if is_loaded(spec):
         return get_model(spec)
     name = TASK_NAMES.get(spec.task, spec.task)
-    status = st.status(f"Loading the {name} model {spec.model} (first use only)…", expanded=False)
+    status = st.status(_waiting_line(spec).replace("**", ""), expanded=False)
     try:
         with status:
             start = time.perf_counter()
@@ -89,18 +74,38 @@ def load_with_status(spec: ModelSpec) -> object:
     except BaseException:
         status.update(label=f"Could not load the {name} model {spec.model}", state="error")
         raise
-    status.update(label=f"Loaded the {name} model {spec.model} in {time.perf_counter() - start:.1f} s",
+    status.update(label=f"The {name} model {spec.model} is ready ({time.perf_counter() - start:.1f} s)",
                   state="complete")
     return model
 
 
 def loaded_models() -> list[SpecKey]:
-    with _LOCK:
-        return sorted(_RESIDENT, key=str)
+    return model_cache.loaded()
 
 
 def free_models() -> None:
     """Drop every cached model (their memory is freed once no page holds them)."""
-    _cached_load.clear()
-    with _LOCK:
-        _RESIDENT.clear()
+    model_cache.clear()
+
+
+def preload_notice() -> None:
+    """While the server's start-up preload runs, say so at the top of the page, refreshed every second;
+    once it is done, one full rerun removes the notice (and its timer) for good."""
+    running = preload.current()
+    if running is not None and running.running:
+        _preload_status()
+
+
+@st.fragment(run_every=PRELOAD_POLL_S)
+def _preload_status() -> None:
+    running = preload.current()
+    if running is None or not running.running:
+        st.rerun()
+    pending = running.pending()
+    if pending:
+        names = ", ".join(f"{TASK_NAMES.get(s.task, s.task)} ({s.model})" for s in pending)
+        what = f"still loading: {names}"
+    else:
+        what = "loaded; running one warm-up prediction so yours starts at full speed"
+    st.info(f"The server started {running.elapsed():.0f} s ago and its models are {what}. A prediction you start "
+            "now waits for them and then runs as usual.", icon=":material/hourglass_top:")

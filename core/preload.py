@@ -1,0 +1,173 @@
+"""Load models before anyone asks for them: the server at start-up, a command while its media decodes.
+
+Why: a model loads on first use, so the first visitor of a freshly started app waited 4.9 times as
+long as the next one, and most of a one-tweet ``m2t predict`` was loading. Loads go through
+:mod:`core.model_cache`, so whoever asks later (a page, the pipeline) gets the very same object, or
+waits for the load in progress instead of starting a second copy.
+
+Loads run in two lanes (threads): the LLM (CTranslate2 and the ``tokenizers`` library: native code,
+no torch) beside the torch models (caption, OCR, speech), which share torch's import. Once the
+server's models are loaded, one small prediction runs through them (:func:`warm_up`): a model's
+first call costs more than its later ones (kernel selection for the shapes it sees, the LLM's cached
+few-shot prefix), and that first call should not be a visitor's.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from core import model_cache
+from core.errors import first_line
+from core.registry import TASKS, ModelSpec, resolve
+
+PRELOAD_ENV = "M2T_PRELOAD"  # 0/off/false/no: load each model on first use instead (small machines)
+OFF_VALUES = ("0", "off", "false", "no")
+TORCH_TASKS = ("caption", "ocr", "asr")  # one lane, in the order a prediction uses them
+WARM_UP_TEXT = "GRAND OPENING this Saturday"
+WARM_UP_TOKENS = 8  # enough to run the LLM's decode loop once the few-shot prefix is cached
+Log = Callable[[str], None]
+
+
+def enabled(environ: dict[str, str] | None = None) -> bool:
+    """False when ``M2T_PRELOAD`` says off (``m2t serve --no-preload`` sets it)."""
+    value = (os.environ if environ is None else environ).get(PRELOAD_ENV, "").strip().lower()
+    return value not in OFF_VALUES
+
+
+def lanes(specs: Iterable[ModelSpec]) -> list[list[ModelSpec]]:
+    """The LLM in a lane of its own, the torch models together (they share torch's import), in use order."""
+    llm = [s for s in specs if s.task == "llm"]
+    rest = sorted((s for s in specs if s.task != "llm"), key=lambda s: TASKS.index(s.task))
+    return [lane for lane in (llm, rest) if lane]
+
+
+def prefetch(
+    specs: Iterable[ModelSpec],
+    *,
+    by: str = "prefetch",
+    on_loaded: Callable[[ModelSpec, float], None] | None = None,
+    on_error: Callable[[ModelSpec, BaseException], None] | None = None,
+) -> list[threading.Thread]:
+    """Start loading ``specs`` in the background (one thread per lane); the caller later gets them from the cache.
+
+    A failed load is handed to ``on_error`` (if given) and otherwise left for the caller: the cache forgets
+    it, so asking for that model again raises the error where it can be reported."""
+
+    def run(lane: list[ModelSpec]) -> None:
+        for spec in lane:
+            start = time.monotonic()
+            try:
+                model_cache.get(spec, by=by)
+            except Exception as exc:  # reported by whoever asks for the model, or by on_error
+                if on_error is not None:
+                    on_error(spec, exc)
+                continue
+            if on_loaded is not None:
+                on_loaded(spec, time.monotonic() - start)
+
+    threads = [threading.Thread(target=run, args=(lane,), daemon=True, name=f"m2t-{by}-{lane[0].task}")
+               for lane in lanes(list(specs))]
+    for thread in threads:
+        thread.start()
+    return threads
+
+
+def warm_up_image():
+    """A small poster with a line of text: enough for every image stage to run once."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    image = Image.new("RGB", (640, 360), (245, 240, 230))
+    ImageDraw.Draw(image).text((40, 150), WARM_UP_TEXT, fill=(20, 20, 20), font=ImageFont.load_default(size=40))
+    return image
+
+
+def warm_up(specs: dict[str, ModelSpec]) -> float:
+    """One prediction on :func:`warm_up_image` through the cached models; its seconds. Its output is dropped."""
+    from core.media.decode import Media
+    from core.pipeline import Pipeline, PredictRequest
+    from core.stages.llm import GenerationConfig
+
+    start = time.monotonic()
+    pipeline = Pipeline(specs, loader=lambda spec: model_cache.get(spec, by="preload"))
+    request = PredictRequest("Media2Tweet", "media2tweet", "2024-01-01 12:00",
+                             media=Media(kind="image", images=[warm_up_image()], source="warm-up"))
+    pipeline.predict(request, GenerationConfig(max_new_tokens=WARM_UP_TOKENS))
+    return time.monotonic() - start
+
+
+@dataclass
+class Preload:
+    """The server's preload: what it loads, how far it got, what failed."""
+
+    specs: dict[str, ModelSpec]
+    started: float = field(default_factory=time.monotonic)
+    done: threading.Event = field(default_factory=threading.Event)
+    seconds: dict[str, float] = field(default_factory=dict)  # task → load seconds
+    errors: dict[str, str] = field(default_factory=dict)  # task → one line
+    warm_s: float | None = None
+
+    @property
+    def running(self) -> bool:
+        return not self.done.is_set()
+
+    def pending(self) -> list[ModelSpec]:
+        """Models not loaded yet (in use order)."""
+        return [s for t, s in self.specs.items() if t not in self.seconds and t not in self.errors]
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+
+_CURRENT: Preload | None = None
+_START_LOCK = threading.Lock()
+
+
+def current() -> Preload | None:
+    """This process's preload, if one was started."""
+    return _CURRENT
+
+
+def default_specs(profile: str | None = None) -> dict[str, ModelSpec]:
+    """What a visitor who changes nothing in the sidebar uses: the profile's model for every task."""
+    return {task: resolve(task, profile=profile) for task in TASKS}
+
+
+def start(specs: dict[str, ModelSpec] | None = None, *, log: Log = print, warm: bool = True) -> Preload:
+    """Start the preload once per process (a second call returns the first one); returns at once."""
+    global _CURRENT
+    with _START_LOCK:
+        if _CURRENT is not None:
+            return _CURRENT
+        preload = _CURRENT = Preload(specs=specs if specs is not None else default_specs())
+    names = ", ".join(f"{t} {s.model}" for t, s in preload.specs.items())
+    log(f"preload: loading {names} in the background")
+
+    def loaded(spec: ModelSpec, seconds: float) -> None:
+        preload.seconds[spec.task] = seconds
+        log(f"preload: {spec.task} model {spec.model} ready ({seconds:.1f} s)")
+
+    def failed(spec: ModelSpec, exc: BaseException) -> None:
+        preload.errors[spec.task] = first_line(exc)
+        log(f"preload: {spec.task} model {spec.model} failed to load: {first_line(exc)}")
+
+    def run() -> None:
+        try:
+            for thread in prefetch(preload.specs.values(), by="preload", on_loaded=loaded, on_error=failed):
+                thread.join()
+            if warm and not preload.errors:
+                try:
+                    preload.warm_s = warm_up(preload.specs)
+                except Exception as exc:  # a warm-up failure costs speed, never the server
+                    log(f"preload: warm-up prediction failed ({first_line(exc)}); models stay loaded")
+            state = "with errors" if preload.errors else "and warmed up" if preload.warm_s is not None else ""
+            log(f"Models ready: {len(preload.seconds)} of {len(preload.specs)} loaded {state} "
+                f"{preload.elapsed():.1f} s after start".replace("  ", " "))
+        finally:
+            preload.done.set()
+
+    threading.Thread(target=run, daemon=True, name="m2t-preload").start()
+    return preload
