@@ -56,13 +56,12 @@ if TYPE_CHECKING:
     import pandas as pd
     from scipy.sparse import csr_matrix
 
-MODEL_VERSION = "1"
+MODEL_VERSION = "2"
 MEDIA_TYPES = ("none", "photo", "video", "gif")
 COVERAGE = 0.8  # the interval aims to hold 80 % of later tweets' likes
 MIN_BRAND_RESIDUALS = 20  # fewer out-of-sample residuals than this: the account uses the pooled quantiles
 QUANTILE_PRIOR = 40  # pseudo-count of pooled residuals blended into an account's own quantiles
-TEXT_FEATURES = 2**20
-CROSS_FEATURES = 2**20
+MIN_BITS, MAX_BITS = 16, 20  # hashed feature space per block: 2^16 columns for small histories .. 2^20 for large
 CV_FRACTION = 0.2  # the latest 20 % of the history checks every choice
 CV_MAX_TRAIN = 60_000  # larger histories choose on an even subsample of this many earlier rows
 CV_MAX_CHECK = 20_000  # … and of this many later ones
@@ -140,7 +139,7 @@ def parse_likes(values: Sequence[str]) -> np.ndarray:
     import pandas as pd
 
     numbers = pd.to_numeric(pd.Series(list(values), dtype=str).str.replace(",", "").str.strip(),
-                            errors="coerce").to_numpy(dtype=float)
+                            errors="coerce").to_numpy(dtype=float, copy=True)  # pandas may hand out a read-only view
     numbers[~np.isfinite(numbers) | (numbers < 0)] = np.nan
     return numbers
 
@@ -308,16 +307,23 @@ def fit_lines(codes: np.ndarray, n_brands: int, t: np.ndarray, y: np.ndarray, ke
 # --------------------------------------------------------------------------- features
 
 
-def _hasher():
+def feature_bits(n_rows: int) -> int:
+    """Hash bits per block for a history of ``n_rows``: about 20 distinct n-grams per row need room without many
+    collisions, and every unused column still costs the solver a vector entry per iteration (a 2,400-row history
+    fits several times faster at 2^16 than at 2^20)."""
+    return int(min(MAX_BITS, max(MIN_BITS, math.ceil(math.log2(max(n_rows, 1) * 20)))))
+
+
+def _hasher(bits: int):
     from sklearn.feature_extraction.text import HashingVectorizer
 
-    return HashingVectorizer(n_features=TEXT_FEATURES, ngram_range=(1, 2), token_pattern=_TOKEN_PATTERN,
+    return HashingVectorizer(n_features=2**bits, ngram_range=(1, 2), token_pattern=_TOKEN_PATTERN,
                              alternate_sign=False, binary=True, norm=None, dtype=np.float32)
 
 
-def account_offset(key: str) -> int:
-    """Where an account's crossed features start in the interaction block (a stable hash of its key)."""
-    return zlib.crc32(key.encode("utf-8")) % CROSS_FEATURES
+def account_offsets(keys: Sequence[str], bits: int) -> np.ndarray:
+    """Where each account's crossed features start in the interaction block (a stable hash of its key)."""
+    return np.array([zlib.crc32(k.encode("utf-8")) % 2**bits for k in keys], dtype=np.int64)
 
 
 @dataclass
@@ -337,20 +343,20 @@ class Blocks:
         return hstack(parts, format="csr", dtype=np.float32)
 
 
-def blocks(rows: LikesRows, brand: np.ndarray, offsets: np.ndarray) -> Blocks:
+def blocks(rows: LikesRows, brand: np.ndarray, offsets: np.ndarray, bits: int) -> Blocks:
     """The features of ``rows`` (``brand``: each row's account index into ``offsets``, -1 when absent)."""
     from scipy.sparse import csr_matrix, hstack
 
     n = len(rows)
-    words = _hasher().transform(rows.content)
+    words = _hasher(bits).transform(rows.content)
     media = csr_matrix((np.ones(n, np.float32), (np.arange(n), rows.media.astype(np.int64))),
                        shape=(n, len(MEDIA_TYPES)))
     base = hstack([words, media], format="csr", dtype=np.float32)
     per_row = np.where(brand >= 0, offsets[np.maximum(brand, 0)], -1) if len(offsets) else np.full(n, -1)
     shift = np.repeat(per_row, np.diff(base.indptr))
     # One index dtype for indices and indptr: scipy's kernels read both with the same width.
-    indices = ((base.indices.astype(np.int64) + shift) % CROSS_FEATURES).astype(base.indptr.dtype)
-    cross = csr_matrix((base.data * (shift >= 0), indices, base.indptr.copy()), shape=(n, CROSS_FEATURES))
+    indices = ((base.indices.astype(np.int64) + shift) % 2**bits).astype(base.indptr.dtype)
+    cross = csr_matrix((base.data * (shift >= 0), indices, base.indptr.copy()), shape=(n, 2**bits))
     cross.sum_duplicates()
     cross.eliminate_zeros()
     known = np.isfinite(rows.years)
@@ -363,9 +369,9 @@ def blocks(rows: LikesRows, brand: np.ndarray, offsets: np.ndarray) -> Blocks:
     return Blocks(base, cross, clock)
 
 
-def design(rows: LikesRows, brand: np.ndarray, offsets: np.ndarray, cross_weight: float) -> csr_matrix:
+def design(rows: LikesRows, brand: np.ndarray, offsets: np.ndarray, cross_weight: float, bits: int) -> csr_matrix:
     """The design matrix of ``rows`` at one cross weight (see :class:`Blocks`)."""
-    return blocks(rows, brand, offsets).matrix(cross_weight)
+    return blocks(rows, brand, offsets, bits).matrix(cross_weight)
 
 
 # --------------------------------------------------------------------------- the model
@@ -395,6 +401,7 @@ class Choice:
     cross_weight: float = 0.0
     cv_rmse: dict[str, float] = field(default_factory=dict)
     cv_rows: int = 0
+    bits: int = MIN_BITS  # hash bits per feature block (see feature_bits)
 
     def describe(self) -> str:
         what = {"median": "the account's median", "level": "the account's level",
@@ -428,7 +435,7 @@ class LikesModel:
         self.rows = rows
         self.cached = False
         self._index = {k: i for i, k in enumerate(lines.keys)}
-        self.offsets = np.array([account_offset(k) for k in lines.keys], dtype=np.int64)
+        self.offsets = account_offsets(lines.keys, choice.bits)
 
     # ------------------------------------------------------------------ predicting
 
@@ -459,7 +466,7 @@ class LikesModel:
         step = 50_000  # bounded memory for large dumps
         for start in range(0, len(rows), step):
             part = rows.take(np.arange(start, min(start + step, len(rows))))
-            x = design(part, brand[start:start + step], self.offsets, self.choice.cross_weight)
+            x = design(part, brand[start:start + step], self.offsets, self.choice.cross_weight, self.choice.bits)
             out[start:start + step] = x @ self.coef + self.intercept
         return out
 
@@ -632,7 +639,7 @@ def choose(rows: LikesRows) -> tuple[Choice, dict[str, np.ndarray]]:
     early, late = order[:cut], order[cut:]
     train = rows.take(early[:: max(1, math.ceil(len(early) / CV_MAX_TRAIN))])
     check = rows.take(late[:: max(1, math.ceil(len(late) / CV_MAX_CHECK))])
-    choice = Choice(cv_rows=len(check))
+    choice = Choice(cv_rows=len(check), bits=feature_bits(len(rows)))
     y = np.log1p(check.likes)
     if len(check) < MIN_CV_ROWS or len(train) < MIN_CV_ROWS:
         return choice, {}
@@ -646,10 +653,10 @@ def choose(rows: LikesRows) -> tuple[Choice, dict[str, np.ndarray]]:
     lines = parts.line if best == "line" else parts.level
     base_train = _base_predict(parts, best, train)
     target = np.log1p(train.likes) - base_train
-    offsets = np.array([account_offset(k) for k in parts.keys], dtype=np.int64)
+    offsets = account_offsets(parts.keys, choice.bits)
     best_text: tuple[float, float, np.ndarray, np.ndarray, float] | None = None
 
-    train_blocks, check_blocks = blocks(train, codes, offsets), blocks(check, brand, offsets)
+    train_blocks, check_blocks = blocks(train, codes, offsets, choice.bits), blocks(check, brand, offsets, choice.bits)
 
     def try_ridge(alpha: float, weight: float) -> None:
         nonlocal best_text
@@ -688,7 +695,8 @@ def choose(rows: LikesRows) -> tuple[Choice, dict[str, np.ndarray]]:
     absent = np.full(len(check), -1)
     unseen = y - lines.predict(absent, check.years)
     if choice.text:
-        unseen = unseen - (design(check, absent, offsets, choice.cross_weight) @ best_text[3] + best_text[4])
+        unseen = unseen - (design(check, absent, offsets, choice.cross_weight, choice.bits) @ best_text[3]
+                           + best_text[4])
     return choice, {"residuals": final_errors, "brand": brand, "unseen": unseen,
                     "keys": np.array(parts.keys, dtype=object)}
 
@@ -701,9 +709,10 @@ def fit(history: LikesHistory) -> LikesModel:
     lines = parts.line if choice.base == "line" else parts.level
     coef, intercept = None, 0.0
     if choice.text:
-        offsets = np.array([account_offset(k) for k in parts.keys], dtype=np.int64)
+        offsets = account_offsets(parts.keys, choice.bits)
         target = np.log1p(rows.likes) - _base_predict(parts, choice.base, rows)
-        coef, intercept = _ridge(design(rows, codes, offsets, choice.cross_weight), target, choice.alpha)
+        coef, intercept = _ridge(design(rows, codes, offsets, choice.cross_weight, choice.bits), target,
+                                 choice.alpha)
     residuals = check.get("residuals", np.array([]))
     pooled = _quantiles(residuals) if len(residuals) else _quantiles(np.log1p(rows.likes) - parts.medians[codes])
     brand_q = np.full((len(parts.keys), 2), np.nan)
