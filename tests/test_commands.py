@@ -116,20 +116,16 @@ def test_model_flag_selects_the_llm_only():
 
 
 def _assert_fast_clean_failure(args: list[str], message: str, *, env: dict[str, str] | None = None,
-                               runner: tuple[str, ...] = ("-m", "core"), max_s: float = 20
-                               ) -> subprocess.CompletedProcess:
-    """One ``error:`` line, exit 2, no model loaded, and quickly (the bound is loose: the machine is shared;
-    the CLI errs in 3-4 s here under load, and ``loading`` never appears)."""
+                               runner: tuple[str, ...] = ("-m", "core")) -> subprocess.CompletedProcess:
+    """One ``error:`` line and exit 2 before any model loads: the commands announce every load with a
+    ``loading …`` line, so its absence is the property (a wall-clock bound would only fail on a busy machine)."""
     import os
-    import time
 
-    start = time.perf_counter()
-    proc = subprocess.run([sys.executable, *runner, *args], cwd=ROOT, capture_output=True, text=True, timeout=120,
+    proc = subprocess.run([sys.executable, *runner, *args], cwd=ROOT, capture_output=True, text=True, timeout=300,
                           env={**os.environ, **(env or {})})
-    elapsed = time.perf_counter() - start
     assert proc.returncode == 2, proc.stderr
     _assert_clean_failure(proc, message)
-    assert "loading" not in proc.stderr and elapsed < max_s, (elapsed, proc.stderr)
+    assert "loading" not in proc.stderr, proc.stderr
     return proc
 
 
@@ -186,16 +182,16 @@ def test_bench_and_evaluate_refuse_bad_outputs_before_any_model_loads(dump, tmp_
 
 
 def test_trainers_refuse_a_bad_output_dir_before_any_model_loads(tmp_path):
-    """The trainers import torch and transformers at module level (~15 s on a loaded 2-core box), so their bound
-    is looser; what matters is that the check runs at argument parsing, before any data or model is read."""
+    """The check runs at argument parsing, before any data or model is read: the data given does not exist (or
+    holds nothing), so a trainer that read its data first would fail on that instead, and models load after data."""
     blocker = tmp_path / "file.txt"
     blocker.write_text("x")
     _assert_fast_clean_failure(["--data-dir", str(tmp_path), "--output-dir", str(blocker / "adapter")],
-                               "is a file, not a folder", runner=("-m", "training.lora_llm"), max_s=90)
+                               "is a file, not a folder", runner=("-m", "training.lora_llm"))
     _assert_fast_clean_failure(["--data", str(tmp_path / "x.csv"), "--output-dir", str(blocker)],
-                               "is a file, not a folder", runner=("-m", "training.captioner"), max_s=90)
+                               "is a file, not a folder", runner=("-m", "training.captioner"))
     garbage = tmp_path / "r.sqlite"
     garbage.write_bytes(b"\x00garbage" * 100)
     _assert_fast_clean_failure(["--data", str(tmp_path / "x.csv"), "--output-dir", str(tmp_path / "w"),
                                 "--results-db", str(garbage)], "not a usable SQLite database",
-                               runner=("-m", "training.whisper"), max_s=90)
+                               runner=("-m", "training.whisper"))
