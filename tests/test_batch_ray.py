@@ -178,3 +178,65 @@ def test_ray_engine_equals_local_row_for_row_and_resumes_with_every_row_once(dum
     before = out.read_bytes()
     again = _ray(dump, out, pipeline)  # finished: Ray is not even started, nothing changes
     assert len(again) == 5 and out.read_bytes() == before
+
+
+def test_gpu_plan_gives_model_stages_a_share_and_media_none():
+    from core.batch.ray_engine import STAGES, parse_actors, plan_gpus
+
+    actors = parse_actors(None)
+    assert plan_gpus(0, actors) == dict.fromkeys(STAGES, 0.0)  # a CPU-only cluster asks for none
+    shared = plan_gpus(1, actors)  # one GPU, four model actors
+    assert shared["media"] == 0 and all(shared[s] == 0.25 for s in ("caption", "ocr", "asr", "llm"))
+    assert plan_gpus(8, actors)["llm"] == 1.0  # never more than a whole GPU per actor
+    assert plan_gpus(2, actors, per_actor=0.5)["ocr"] == 0.5
+    with pytest.raises(UserError, match="needs 4 GPUs; the cluster has 1"):
+        plan_gpus(1, actors, per_actor=1)
+
+
+def _ray_cli(*args: str, env: dict[str, str], timeout: float = 120):
+    import subprocess
+    import sys
+
+    ray_bin = Path(sys.executable).with_name("ray")
+    return subprocess.run([str(ray_bin), *args], env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.slow
+def test_batch_joins_a_token_authenticated_head_started_with_ray_start(dump, local_output, tmp_path, free_port,
+                                                                       private_urls):
+    """``ray start --head`` as a person runs it (Ray 2.59+ turns token auth on when a token exists): without the
+    token the batch fails with one line naming what to set; with it the rows equal the local engine's."""
+    import os
+    import secrets
+    import subprocess
+    import sys
+
+    pytest.importorskip("ray")
+    token = tmp_path / "auth_token"
+    token.write_text(secrets.token_hex(32))
+    base = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    base["M2T_CACHE_DIR"] = str(Path(os.environ.get("M2T_CACHE_DIR") or Path.home() / ".cache" / "media2tweet"))
+    no_token_home = tmp_path / "home"
+    no_token_home.mkdir()
+    head_env = {**base, "RAY_AUTH_TOKEN_PATH": str(token)}
+    started = _ray_cli("start", "--head", f"--port={free_port}", "--num-cpus=2", "--include-dashboard=false",
+                       env=head_env)
+    try:
+        assert started.returncode == 0, started.stderr[-2000:]
+        assert "Token authentication is enabled" in started.stdout + started.stderr
+        command = [sys.executable, "-m", "core", "batch", str(dump), "--engine", "ray", "--address",
+                   f"127.0.0.1:{free_port}", "--max-new-tokens", str(MAX_NEW_TOKENS), "--batch-size", str(BATCH),
+                   "--actors", "1"]
+        refused = subprocess.run([*command, "--out", str(tmp_path / "refused.csv")], capture_output=True, text=True,
+                                 env={**base, "HOME": str(no_token_home)}, timeout=300)
+        assert refused.returncode == 2, refused.stderr[-2000:]
+        error = [line for line in refused.stderr.splitlines() if line.startswith("error:")]
+        assert len(error) == 1 and "RAY_AUTH_TOKEN" in error[0] and "Traceback" not in refused.stderr
+        out = tmp_path / "ray.csv"
+        joined = subprocess.run([*command, "--out", str(out)], capture_output=True, text=True,
+                                env={**base, "HOME": str(no_token_home), "RAY_AUTH_TOKEN_PATH": str(token),
+                                     "M2T_ALLOW_PRIVATE_URLS": "1"}, timeout=600)
+        assert joined.returncode == 0, joined.stderr[-3000:]
+        pd.testing.assert_frame_equal(pd.read_csv(out, dtype=str, keep_default_na=False), local_output)
+    finally:
+        _ray_cli("stop", "--force", env=head_env)

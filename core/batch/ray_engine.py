@@ -29,6 +29,7 @@ import logging
 import os
 import pickle
 import socket
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
@@ -270,6 +271,25 @@ def plan_cpus(total_cpus: float, node_cpus: float, actors: dict[str, int]) -> di
     return {stage: max(0.01, int(min(budget * STAGE_WEIGHTS[stage] / weight, cap) * 100) / 100) for stage in STAGES}
 
 
+MODEL_STAGES = ("caption", "ocr", "asr", "llm")
+
+
+def plan_gpus(cluster_gpus: float, actors: dict[str, int], per_actor: float | None = None) -> dict[str, float]:
+    """GPUs per actor of each stage: ``per_actor`` for every model stage when given (``--gpus-per-actor``),
+    else the cluster's GPUs shared evenly by the model stages' actors (at most one each; Ray accepts fractions,
+    so four model actors on one GPU get 0.25 each), none on a CPU-only cluster. The media stage never takes one.
+    """
+    if per_actor is not None and per_actor < 0:
+        raise UserError(f"--gpus-per-actor {per_actor:g}: must be 0 or more")
+    n_model_actors = sum(actors[s] for s in MODEL_STAGES)
+    if per_actor is None:
+        per_actor = min(1.0, int(cluster_gpus / n_model_actors * 100) / 100) if cluster_gpus > 0 else 0.0
+    elif per_actor * n_model_actors > cluster_gpus + 1e-9:
+        raise UserError(f"--gpus-per-actor {per_actor:g} × {n_model_actors} model actors needs "
+                        f"{per_actor * n_model_actors:g} GPUs; the cluster has {cluster_gpus:g}")
+    return {stage: (per_actor if stage in MODEL_STAGES else 0.0) for stage in STAGES}
+
+
 def torch_threads(num_cpus: float) -> int:
     return max(1, int(num_cpus))
 
@@ -311,13 +331,58 @@ def _check_reachable(address: str) -> None:
                         f"'ray start --head' or drop --address to run on this machine") from None
 
 
-def _connect(ray, address: str | None) -> bool:
-    """Join ``address``/``RAY_ADDRESS``, or start Ray embedded; True when this call started it (and must stop it)."""
+AUTH_MODE_ENV = "RAY_AUTH_MODE"
+TOKEN_ENVS = ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
+DEFAULT_TOKEN = Path("~/.ray/auth_token")  # where `ray get-auth-token --generate` and embedded runs keep it
+
+
+def local_token() -> str | None:
+    """Where a Ray auth token is available to this process (an env var's name or the file), or None."""
+    if os.environ.get("RAY_AUTH_TOKEN"):
+        return "RAY_AUTH_TOKEN"
+    path = os.environ.get("RAY_AUTH_TOKEN_PATH")
+    if path:
+        return "RAY_AUTH_TOKEN_PATH" if Path(path).expanduser().is_file() else None
+    return str(DEFAULT_TOKEN) if DEFAULT_TOKEN.expanduser().is_file() else None
+
+
+def prepare_auth(target: str) -> str | None:
+    """Send the local token when joining ``target``, unless the person chose a mode; returns the token's source.
+
+    Ray 2.59+ starts a head node with token authentication whenever a token exists on it (``~/.ray/auth_token``,
+    which any embedded ``ray.init()`` writes), but a client joining an explicit address never turns it on by
+    itself and then fails with a bare "Failed to connect". Sending a token to a cluster without authentication
+    is harmless (measured with Ray 2.60), so a token found here is always offered.
+    """
+    if target in ("auto", "local") or os.environ.get(AUTH_MODE_ENV):
+        return None
+    source = local_token()
+    if source is not None:
+        os.environ[AUTH_MODE_ENV] = "token"  # read when Ray's config initialises, so set before ray is imported
+        if "ray._raylet" in sys.modules:  # imported already (a second run in one process): refresh it as Ray does
+            from ray._raylet import Config
+
+            Config.initialize("")
+    return source
+
+
+def _auth_hint(target: str, source: str | None) -> str:
+    if os.environ.get(AUTH_MODE_ENV, "").lower() == "disabled":
+        return ""
+    if source is None and os.environ.get(AUTH_MODE_ENV, "").lower() != "token":
+        return (f". If the cluster uses token authentication (Ray starts a head node with it when ~/.ray/auth_token "
+                f"exists there), make its token available here: RAY_AUTH_TOKEN=<token> or RAY_AUTH_TOKEN_PATH=<file> "
+                f"or copy it to {DEFAULT_TOKEN} (`ray get-auth-token` on the head prints it)")
+    return (f". The token from {source or 'RAY_AUTH_TOKEN'} was sent; if the cluster at {target} uses another token, "
+            "set RAY_AUTH_TOKEN to the head's (`ray get-auth-token` there)")
+
+
+def _connect(ray, target: str | None, source: str | None) -> bool:
+    """Join ``target``, or start Ray embedded; True when this call started it (and must stop it).
+
+    ``source`` is where the token sent comes from (:func:`prepare_auth`, called before ray is imported)."""
     if ray.is_initialized():
         return False
-    target = address or os.environ.get("RAY_ADDRESS") or None
-    if target:
-        _check_reachable(target)
     kwargs: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": True,
                               "runtime_env": {"env_vars": _forwarded_env()}}
     if not target:
@@ -326,7 +391,8 @@ def _connect(ray, address: str | None) -> bool:
         ray.init(address=target, **kwargs)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         where = f"the Ray cluster at {target}" if target else "an embedded Ray"
-        raise UserError(f"cannot start or join {where}: {first_line(exc)}") from None
+        hint = _auth_hint(target, source) if target else ""
+        raise UserError(f"cannot start or join {where}: {first_line(exc)}{hint}") from None
     return True
 
 
@@ -340,7 +406,7 @@ def _cluster_cpus(ray) -> tuple[float, float]:
 
 
 def _dataset(ray, rows: pd.DataFrame, specs: dict[str, ModelSpec], cfg: GenerationConfig, base_dir: Path,
-             actors: dict[str, int], chunk: int):
+             actors: dict[str, int], chunk: int, gpus_per_actor: float | None = None):
     from ray.data import ActorPoolStrategy, DataContext
 
     ctx = DataContext.get_current()
@@ -354,6 +420,7 @@ def _dataset(ray, rows: pd.DataFrame, specs: dict[str, ModelSpec], cfg: Generati
 
     total, node = _cluster_cpus(ray)
     cpus = plan_cpus(total, node, actors)
+    gpus = plan_gpus(float(ray.cluster_resources().get("GPU", 0)), actors, gpus_per_actor)
     env = {"env_vars": _forwarded_env()}
     blocks = [rows.iloc[i:i + chunk].reset_index(drop=True) for i in range(0, len(rows), chunk)]
     ds = ray.data.from_pandas(blocks)
@@ -363,7 +430,7 @@ def _dataset(ray, rows: pd.DataFrame, specs: dict[str, ModelSpec], cfg: Generati
             kwargs["cfg"] = cfg
         ds = ds.map_batches(STAGE_CLASSES[stage], fn_constructor_kwargs=kwargs, batch_size=None,
                             batch_format="pandas", compute=ActorPoolStrategy(size=actors[stage]),
-                            num_cpus=cpus[stage], runtime_env=env)
+                            num_cpus=cpus[stage], runtime_env=env, **({"num_gpus": gpus[stage]} if gpus[stage] else {}))
     return ds, cpus
 
 
@@ -425,15 +492,17 @@ def run_batch_ray(
     address: str | None = None,
     actors: str | int | dict[str, int] | None = None,
     on_start: Callable[[dict[str, float]], None] | None = None,
+    gpus_per_actor: float | None = None,
 ) -> pd.DataFrame:
     """Like :func:`core.batch.local.run_batch`, on Ray: returns the full output table (unguarded).
 
     ``address`` (or ``RAY_ADDRESS``) joins a running cluster; without either, Ray starts embedded here and is
-    shut down at the end. ``on_start`` receives the CPUs given to each stage's actors.
+    shut down at the end. A token-authenticated cluster is joined with the local token (:func:`prepare_auth`).
+    ``on_start`` receives the CPUs given to each stage's actors. Model stages take GPUs when the cluster has
+    them (:func:`plan_gpus`; ``gpus_per_actor`` fixes the share).
     """
     cfg = cfg or GenerationConfig()
     counts = actors if isinstance(actors, dict) else parse_actors(actors)
-    ray = _import_ray()
     frame, base_dir, done, todo = plan_rows(in_path, out_path, limit, media_root)
     columns = list(done.columns)  # an existing output keeps its column order; rows are appended to it
     for column in [*frame.columns, *OUTPUT_COLUMNS]:
@@ -450,10 +519,15 @@ def run_batch_ray(
 
     rows = frame.iloc[todo].copy()
     rows[POS] = todo
-    started = _connect(ray, address)
+    target = address or os.environ.get("RAY_ADDRESS") or None
+    if target:
+        _check_reachable(target)
+    token_source = prepare_auth(target) if target else None  # before ray is imported: it reads the mode then
+    ray = _import_ray()
+    started = _connect(ray, target, token_source)
     batches = None
     try:
-        ds, cpus = _dataset(ray, rows, specs, cfg, base_dir, counts, max(1, cfg.batch_size))
+        ds, cpus = _dataset(ray, rows, specs, cfg, base_dir, counts, max(1, cfg.batch_size), gpus_per_actor)
         if on_start:
             on_start(cpus)
         batches = ds.iter_batches(batch_size=None, batch_format="pandas", prefetch_batches=1)
