@@ -20,7 +20,8 @@ from core.eval.scoring import DEFINITIONS, LABELS, SAMPLE_METRIC, SPEECH_METRICS
 from core.eval.store import ResultsStore, RunRecord, default_store_path
 
 PRIMARY = {"llm": "bleu", "caption": "cider", "ocr": "cer", "asr": "wer", LIKES_TASK: "rmse_log1p"}
-LOWER_IS_BETTER = {"wer", "cer", "media_errors", *LIKES_LOWER}
+LOWER_IS_BETTER = {"wer", "cer", "media_errors", "thin_share", "near_copy_share", "subject_error_share",
+                   "invented_number_share", "unsupported_share", "unsupported_per_tweet", *LIKES_LOWER}
 TASK_TITLES = {"llm": "Tweets", "caption": "Captions", "ocr": "OCR", "asr": "Speech (ASR)", LIKES_TASK: "Likes"}
 LABELS = {**LABELS, **LIKES_LABELS}
 LIKES_NOTE = ("`m2t evaluate --task likes`: predicted likes against real ones on held-out rows (--split time: a later "
@@ -244,8 +245,9 @@ def brand_protocol_table(runs: list[RunRecord]) -> pd.DataFrame:
             row[LABELS.get(key, key)] = f"{m[key]:.2f}{ci} (floor {m.get(f'floor_{key}', float('nan')):.2f})"
             row[f"{LABELS.get(key, key)}, raw"] = (f"{m.get(f'raw_{key}', float('nan')):.2f} "
                                                    f"(floor {m.get(f'floor_raw_{key}', float('nan')):.2f})")
-        for key in ("voice_share", "ref_voice_share", "fact_use_share", "coverage", "unsupported_per_tweet",
-                    "unsupported_share", "fallback_share"):
+        for key in ("voice_share", "ref_voice_share", "voice_marker_share", "fact_use_share", "coverage",
+                    "unsupported_per_tweet", "unsupported_share", "invented_number_share", "thin_share",
+                    "near_copy_share", "subject_error_share", "fallback_share"):
             row[key] = m.get(key)
         rows.append(row)
     return pd.DataFrame(rows)
@@ -264,7 +266,11 @@ def brand_protocol_section() -> None:
                "'raw' scores the <hyperlink>/<mention> placeholders as the text stands. voice_share: tweets "
                "carrying their brand's signature hashtag, sign-off or emoji (learned from its history); "
                "fact_use_share: tweets using at least half of their own poster's salient words; "
-               "unsupported_per_tweet: details (numbers, names, dates, handles, URLs) found in none of the inputs.")
+               "unsupported_per_tweet: details (numbers, names, dates, handles, URLs) found in none of the inputs; "
+               "voice_marker_share: each marker kind the brand uses (hashtag, sign-off, emoji) carried, per row and "
+               "kind; thin_share: fewer than 4 words of its own beyond the media's text; near_copy_share: word "
+               "similarity of at least 0.6 to an earlier tweet of the brand; subject_error_share: a classifier label "
+               "named that the reference and poster do not back. See docs/brand-voice.md.")
     st.dataframe(brand_protocol_table(runs), hide_index=True, width="stretch")
 
 

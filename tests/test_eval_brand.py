@@ -61,3 +61,31 @@ def test_brand_split_and_bad_combinations(tmp_path):
         prepare(load_dataset("llm", path), cutoff="2023-01-05")
     with pytest.raises(UserError, match="0 or more"):
         prepare(load_dataset("llm", path), split="time", k=-1)
+
+
+def test_quality_metrics_count_thin_copies_voice_per_kind_subjects_and_numbers():
+    from core.brand.voice import BrandVoice
+    from core.eval.brand import quality_metrics, row_quality
+
+    voice = BrandVoice(hashtags=["#ShelfLife"], signoffs=["Happy reading!"], emojis=["📚"])
+    history = ["The online shop is paused for stocktake until Monday. Happy reading! #ShelfLife"]
+    poster = "AUTHOR TALK THURSDAY 6PM"
+    rows = [
+        # A sentence around the poster, with the hashtag and sign-off: 2 of 3 marker kinds.
+        row_quality("Join us Thursday at 6pm for an author talk with tea. Happy reading! #ShelfLife", "ref", poster,
+                    [], history, voice, {}),
+        # The poster's words and the hashtag: thin; one kind of three.
+        row_quality("AUTHOR TALK THURSDAY 6PM #ShelfLife", "ref", poster, [], history, voice, {}),
+        # An old notice re-posted: a near copy.
+        row_quality("The online shop is paused for stocktake until monday 📚", "ref", "", [], history, voice, {}),
+        # The classifier's weak guess as the subject, with an invented price.
+        row_quality("Our bobsled team is ready, tickets only $12 today", "Say hello to an astronaut on a spacewalk",
+                    "", ["bobsled", "football helmet"], history, voice,
+                    {"details": [{"kind": "price", "text": "$12", "supported": False}]}),
+    ]
+    out = quality_metrics(rows)
+    assert out["thin_share"] == 0.25 and out["near_copy_share"] == 0.25
+    assert out["subject_error_share"] == 0.25 and out["invented_number_share"] == 0.25
+    assert out["voice_hashtags_share"] == 0.5 and out["voice_signoffs_share"] == 0.25
+    assert out["voice_emojis_share"] == 0.25 and out["voice_marker_share"] == pytest.approx(4 / 12)
+    assert quality_metrics([]) == {}

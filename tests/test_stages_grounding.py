@@ -84,3 +84,48 @@ def test_a_bare_placeholder_never_beats_a_real_tweet_and_poster_promo_words_are_
                                                            evidence, salient)
     assert bare.content_words == 0 and real.content_words >= 2 and real.coverage > 0
     assert rank_key(real, -3.0) < rank_key(bare, -0.1)  # likelier, but not a tweet
+
+
+def test_thin_tweets_are_the_posters_words_a_bare_hashtag_or_a_placeholder():
+    from core.stages.grounding import is_thin, own_words
+
+    poster = "AUTHOR TALK\nTHURSDAY 6PM"
+    assert own_words("AUTHOR TALK THURSDAY 6PM #ShelfLife <hyperlink>", poster) == []
+    assert is_thin("Author talk Thursday 6pm #ShelfLife", poster)
+    assert is_thin("#ShelfLife", poster) and is_thin("<hyperlink>", "")
+    assert is_thin("OAT MILK AT NO EXTRA COST", "OAT MILK AT NO EXTRA COST")
+    sentence = "Join us on Thursday at 6pm for an author talk: bring your questions! #ShelfLife"
+    assert not is_thin(sentence, poster) and own_words(sentence, poster)[:3] == ["join", "us", "on"]
+
+
+def test_near_copy_flags_a_repost_not_a_new_tweet_on_the_brands_usual_frame():
+    from core.stages.grounding import NEAR_COPY_RATIO, copy_similarity, near_copy
+
+    history = ["The online shop is paused for stocktake until Monday. Happy reading! #ShelfLife",
+               "Moon Lamp from Orbit Lab: 20% off today only. Ad astra. #ToTheStars"]
+    ratio, where = near_copy("The online shop is paused for stocktake until monday ☕ <hyperlink>", history)
+    assert ratio >= NEAR_COPY_RATIO and where == 0
+    new = "Star Map from Orbit Lab: 30% off this weekend. Ad astra. #ToTheStars"
+    assert near_copy(new, history, ignore=["Ad astra."])[0] < NEAR_COPY_RATIO
+    # The shared sign-off is voice: left out, it no longer makes two short tweets alike.
+    assert copy_similarity("Ad astra. New lamps", "Ad astra. Old maps") > copy_similarity(
+        "Ad astra. New lamps", "Ad astra. Old maps", ignore=["Ad astra."])
+    assert near_copy("Happy reading!", history) == (0.0, -1)  # too short to be a copy (it is thin)
+
+
+def test_labels_named_are_wrong_subjects_unless_the_media_says_so():
+    from core.stages.grounding import labels_named
+
+    labels = ["bobsled", "football helmet", "go-kart"]
+    assert labels_named("Meet our bobsled team!", labels, "an astronaut on a spacewalk") == ["bobsled"]
+    assert labels_named("Our shop cat says hi", ["Egyptian cat", "tabby"], "our shop cat Chelsea") == []
+    assert labels_named("Cold brew season", labels) == []
+
+
+def test_rank_key_puts_copies_last_and_sentences_before_thin_tweets():
+    salient = salient_words("MOON LAMP 20% OFF", "")
+    a = check("Moon Lamp 20% off, bright nights ahead for every star gazer", ROCKET, salient)
+    b = check("MOON LAMP 20% OFF", ROCKET, salient)
+    assert rank_key(a, copy=True) > rank_key(b, thin=True)  # a near copy is never chosen over another tweet
+    assert rank_key(a, thin=False) < rank_key(b, thin=True, voice=2)  # substance before voice
+    assert rank_key(a, voice=2) < rank_key(a, voice=0)

@@ -192,6 +192,13 @@ class HistoryIndex:
         cut = int(before) if isinstance(before, int | np.integer) else parse_date(before)
         return self._voice_of(self._eligible(self.account_rows(username, company), cut, exclude_id))
 
+    def earlier(self, username: str = "", company: str = "", before: str | int | None = None,
+                exclude_id: str | None = None) -> list[str]:
+        """The account's tweets dated before ``before`` (oldest first): what a new tweet must not repeat."""
+        cut = int(before) if isinstance(before, int | np.integer) else parse_date(before)
+        return [self.history.content[r] for r in self._eligible(self.account_rows(username, company), cut,
+                                                                 exclude_id).tolist()]
+
     def _voice_of(self, rows: np.ndarray) -> BrandVoice:
         """The voice of the latest ``VOICE_WINDOW`` of ``rows`` (memoised: a brand's posts share windows)."""
         window = tuple(rows[-VOICE_WINDOW:].tolist())

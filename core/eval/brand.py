@@ -7,11 +7,20 @@ a separate history. Every run with either records, beside the usual corpus score
 * ``floor_*`` / ``floor_raw_*``: the same predictions against permuted references, the chance floor of each score;
 * ``unsupported_per_tweet``, ``unsupported_share``, ``coverage``, ``fact_use_share``: the grounding check;
 * ``voice_share`` (and ``ref_voice_share``, its ceiling): tweets carrying their brand's habits, learned from history;
-* ``fallback_share``: rows whose brand had no earlier tweet (examples came from other brands).
+* ``fallback_share``: rows whose brand had no earlier tweet (examples came from other brands);
+* ``thin_share``: tweets with fewer than 4 words of their own beyond the media's text (``grounding.is_thin``);
+* ``near_copy_share``: tweets whose word-level difflib ratio to one of their brand's earlier tweets is at least
+  0.6 (``grounding.near_copy``; sign-offs, hashtags, emoji and placeholders left out);
+* ``voice_marker_share`` and ``voice_{hashtags,signoffs,emojis}_share``: each marker kind the brand uses (learned
+  from its history before the row), counted per (row, kind): does the tweet carry one of that kind;
+* ``subject_error_share``: tweets naming one of the captioner's top-5 labels that shares no word with the reference
+  or the poster's text (the classifier's wrong guess written as the subject);
+* ``invented_number_share``: tweets with an unsupported number, price, percentage, date or time.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,7 +28,9 @@ from typing import TYPE_CHECKING
 from core.brand.history import History, dump_digest, history_from_frame, read_history
 from core.brand.retrieval import HistoryIndex
 from core.brand.split import Split, split_dump
+from core.brand.voice import BrandVoice
 from core.errors import UserError
+from core.stages.grounding import NEAR_COPY_RATIO, is_thin, labels_named, near_copy
 
 if TYPE_CHECKING:
     from core.eval.datasets import Dataset, Item
@@ -36,6 +47,14 @@ LABELS = {
     "ref_voice_share": "references in the brand's voice",
     "fallback_share": "rows with no own history",
     "history_examples": "history examples",
+    "thin_share": "thin tweets (< 4 own words)",
+    "near_copy_share": "near copies of history",
+    "subject_error_share": "tweets naming a wrong subject",
+    "invented_number_share": "tweets with an invented number",
+    "voice_marker_share": "brand markers carried (per kind)",
+    "voice_hashtags_share": "brand hashtag carried",
+    "voice_signoffs_share": "brand sign-off carried",
+    "voice_emojis_share": "brand emoji carried",
     **{f"raw_{k}": f"{k} (raw placeholders)" for k in FLOOR_METRICS},
     **{f"floor_{k}": f"{k} shuffled floor" for k in FLOOR_METRICS},
     **{f"floor_raw_{k}": f"{k} raw, shuffled floor" for k in FLOOR_METRICS},
@@ -124,6 +143,10 @@ def row_voice(brand: BrandEval, item: Item) -> list[str]:
 def details(prediction: Prediction) -> dict[str, str]:
     """What a sample's stored input shows about grounding and examples (the leaderboard's drill-down)."""
     out = {"unsupported": "; ".join(prediction.grounding.get("unsupported", []))}
+    if prediction.analysis.labels:
+        out["labels"] = "; ".join(f"{label} ({score:.2f})" for label, score in prediction.analysis.labels)
+    if prediction.grounding.get("kit_added"):
+        out["kit_added"] = " ".join(prediction.grounding["kit_added"])
     brand = prediction.analysis.brand
     if brand is not None:
         out["examples"] = " | ".join(t.id for t in brand.tweets)
@@ -160,6 +183,92 @@ def grounding_metrics(groundings: list[dict], predictions: list[str], references
     if fallbacks:
         out["fallback_share"] = sum(fallbacks) / len(fallbacks)
     return out
+
+
+def row_brand_voice(brand: BrandEval, item: Item) -> BrandVoice:
+    """The row's brand's learned voice (hashtags, sign-offs, emoji) before the row."""
+    if brand.index is None:
+        return BrandVoice()
+    row = item.row
+    return brand.index.voice(row.get("username", ""), row.get("inferred company", ""), row.get("date", ""),
+                             row.get("id") or None)
+
+
+VOICE_KINDS = ("hashtags", "signoffs", "emojis")
+NUMERIC_KINDS = frozenset({"number", "price", "percent", "date", "time"})
+_LABEL_SCORE = re.compile(r"^(.*) \((\d+(?:\.\d+)?)\)$")
+
+
+def _labels(stored: str) -> list[str]:
+    """Label names back from :func:`details`' ``labels`` field (``espresso (0.94); cup (0.02)``)."""
+    names = []
+    for part in filter(None, (p.strip() for p in stored.split(";"))):
+        match = _LABEL_SCORE.match(part)
+        names.append(match.group(1) if match else part)
+    return names
+
+
+@dataclass
+class RowQuality:
+    """One tweet's substance, copy, voice and subject checks (what :func:`quality_metrics` averages)."""
+
+    thin: bool
+    copy_ratio: float
+    voice_kinds: dict[str, bool]  # kind → the tweet carries one of the brand's markers of that kind
+    wrong_subject: bool
+    invented_number: bool
+
+
+def row_quality(prediction: str, reference: str, media_text: str, labels: list[str], history: list[str],
+                voice: BrandVoice, grounding: dict) -> RowQuality:
+    """The checks for one row: ``media_text`` is the post's OCR + transcript, ``history`` the brand's earlier tweets."""
+    found = set(voice.found_in(prediction))
+    kinds = {kind: any(m in found for m in getattr(voice, kind)) for kind in VOICE_KINDS if getattr(voice, kind)}
+    numbers = any(d.get("kind") in NUMERIC_KINDS and not d.get("supported", True) for d in grounding.get("details", []))
+    return RowQuality(
+        thin=is_thin(prediction, media_text),
+        copy_ratio=near_copy(prediction, history, voice.signoffs)[0],
+        voice_kinds=kinds,
+        wrong_subject=bool(labels_named(prediction, labels, f"{reference} {media_text}")),
+        invented_number=numbers,
+    )
+
+
+def quality_metrics(rows: list[RowQuality]) -> dict[str, float]:
+    """Shares over the rows: thin tweets, near copies, voice per marker kind (and over all kinds), subject errors,
+    invented numbers. ``voice_marker_share`` counts each (row, kind the brand uses) pair once."""
+    if not rows:
+        return {}
+    n = len(rows)
+    out = {
+        "thin_share": sum(r.thin for r in rows) / n,
+        "near_copy_share": sum(r.copy_ratio >= NEAR_COPY_RATIO for r in rows) / n,
+        "subject_error_share": sum(r.wrong_subject for r in rows) / n,
+        "invented_number_share": sum(r.invented_number for r in rows) / n,
+    }
+    pairs = [(kind, hit) for r in rows for kind, hit in r.voice_kinds.items()]
+    if pairs:
+        out["voice_marker_share"] = sum(hit for _, hit in pairs) / len(pairs)
+        for kind in VOICE_KINDS:
+            hits = [hit for k, hit in pairs if k == kind]
+            if hits:
+                out[f"voice_{kind}_share"] = sum(hits) / len(hits)
+    return out
+
+
+def brand_quality(brand: BrandEval, items: list[Item], predictions: list[str], references: list[str],
+                  details: list[dict[str, str]], groundings: list[dict]) -> dict[str, float]:
+    """:func:`quality_metrics` for an evaluation's rows (each row against its brand's history before it)."""
+    rows = []
+    for i, item in enumerate(items):
+        row = item.row
+        info = details[i] if i < len(details) else {}
+        media_text = " ".join(filter(None, (info.get("ocr", ""), info.get("transcript", ""))))
+        history = brand.index.earlier(row.get("username", ""), row.get("inferred company", ""), row.get("date", ""),
+                                      row.get("id") or None) if brand.index is not None else []
+        rows.append(row_quality(predictions[i], references[i], media_text, _labels(info.get("labels", "")),
+                                history, row_brand_voice(brand, item), groundings[i] if i < len(groundings) else {}))
+    return quality_metrics(rows)
 
 
 def floor_metrics(predictions: list[str], references: list[str], seed: int = 0) -> dict[str, float]:

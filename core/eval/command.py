@@ -344,6 +344,9 @@ def evaluate(cfg: EvalConfig, *, pipeline: Pipeline | None = None) -> Evaluation
         fallbacks = [o.fallback for o in outcomes] if outcomes and brand.k > 0 else None
         extra.update(brand_eval.grounding_metrics(groundings, answers, references, voices, fallbacks))
         extra.update(brand_eval.floor_metrics(answers, references))
+        if outcomes:
+            extra.update(brand_eval.brand_quality(brand, dataset.items, answers, references,
+                                                  [o.details for o in outcomes], groundings))
         extra["history_examples"] = float(brand.k)
     try:
         run, samples, db_path = record_run(

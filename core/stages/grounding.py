@@ -232,8 +232,103 @@ def check(tweet: str, evidence: Evidence, salient: Sequence[str] = ()) -> Ground
     return GroundingReport(details, list(salient), used, content)
 
 
-def rank_key(report: GroundingReport, logprob: float | None = None) -> tuple[bool, int, float, float]:
-    """Sort key for candidates: a real tweet first (at least ``MIN_CONTENT_WORDS`` words outside placeholders
-    and markup), then fewest unsupported details, then best coverage, then the model's likelihood."""
-    return (report.content_words < MIN_CONTENT_WORDS, len(report.unsupported), -report.coverage,
-            -(logprob if logprob is not None else 0.0))
+def rank_key(report: GroundingReport, logprob: float | None = None, *, copy: bool = False, thin: bool = False,
+             voice: int = 0) -> tuple:
+    """Sort key for candidates, best first:
+
+    1. never a near copy of an earlier tweet of the brand (``copy``), nor a non-tweet (fewer than
+       ``MIN_CONTENT_WORDS`` words outside placeholders and markup);
+    2. grounding: fewest unsupported details, then keeping the poster's facts (coverage of at least one half);
+    3. substance: a tweet that writes a sentence of its own (not ``thin``) before one that does not;
+    4. voice: the most of the brand's markers (``voice``);
+    5. the rest of coverage, then the model's likelihood.
+    """
+    return (copy, report.content_words < MIN_CONTENT_WORDS, len(report.unsupported), report.coverage < 0.5, thin,
+            -voice, -report.coverage, -(logprob if logprob is not None else 0.0))
+
+
+# --------------------------------------------------------------------------- substance and stale copies
+
+THIN_WORDS = 4  # a tweet needs at least this many words of its own beyond the media's text to say something
+NEAR_COPY_RATIO = 0.6  # word-level difflib ratio at or above which a tweet is a near copy of an earlier one
+_MARKUP = re.compile(r"<[^<>]{0,40}>|(?<!\w)[#@]\w+")
+
+
+def _plain_words(text: str) -> list[str]:
+    """The words of a text without placeholders, hashtags, @handles or emoji (folded, in order)."""
+    return _words(_MARKUP.sub(" ", text))
+
+
+def own_words(tweet: str, media_text: str) -> list[str]:
+    """The tweet's words that are not in the media's own text (OCR, transcript): what the writer added.
+
+    Hashtags, @mentions, ``<hyperlink>``/``<mention>`` placeholders and emoji are not words here, so
+    ``AUTHOR TALK THURSDAY 6PM #ShelfLife`` under a poster that says AUTHOR TALK THURSDAY 6PM has none.
+    """
+    media = set(_words(media_text))
+    return [w for w in _plain_words(tweet) if w not in media]
+
+
+def is_thin(tweet: str, media_text: str) -> bool:
+    """Fewer than ``THIN_WORDS`` words of the tweet's own: the poster's words, a bare hashtag or a placeholder."""
+    return len(own_words(tweet, media_text)) < THIN_WORDS
+
+
+def copy_similarity(tweet: str, earlier: str, ignore: Iterable[str] = ()) -> float:
+    """Word-level ``difflib`` ratio (2·matches / total words) of two tweets without markup and ``ignore`` phrases.
+
+    Words, not characters: a brand's new tweet on its usual template ("Star Map from Orbit Lab: 30% off
+    this weekend" after "Moon Lamp from Orbit Lab: 20% off today") shares the frame but not the facts,
+    scores ~0.55 and stays new; a re-post of an old notice scores ~1.0. ``ignore`` (the brand's sign-offs)
+    keeps a shared sign-off from making every short tweet look like every other one.
+    """
+    from difflib import SequenceMatcher
+
+    phrases = [" ".join(_words(p)) for p in ignore if _words(p)]
+
+    def prepared(text: str) -> list[str]:
+        joined = " " + " ".join(_plain_words(text)) + " "
+        for phrase in phrases:
+            joined = joined.replace(f" {phrase} ", " ")
+        return joined.split()
+
+    a, b = prepared(tweet), prepared(earlier)
+    if not a or not b:
+        return 0.0
+    return SequenceMatcher(None, a, b, autojunk=False).ratio()
+
+
+def near_copy(tweet: str, history: Sequence[str], ignore: Iterable[str] = ()) -> tuple[float, int]:
+    """The highest :func:`copy_similarity` of ``tweet`` to any of ``history`` and that tweet's index (-1: none).
+
+    A tweet of fewer than ``THIN_WORDS`` plain words is never a copy (it is thin, which counts on its own).
+    Compare the result with ``NEAR_COPY_RATIO``.
+    """
+    ignore = list(ignore)
+    if len(_plain_words(tweet)) < THIN_WORDS:
+        return 0.0, -1
+    best, where = 0.0, -1
+    for i, earlier in enumerate(history):
+        ratio = copy_similarity(tweet, earlier, ignore)
+        if ratio > best:
+            best, where = ratio, i
+    return best, where
+
+
+def labels_named(tweet: str, labels: Iterable[str], allowed: str = "") -> list[str]:
+    """The classifier labels (e.g. the caption's top-5) the tweet names that nothing in ``allowed`` backs.
+
+    A label is named when all its words (of 3+ letters) are in the tweet, so "our bobsled team" names
+    ``bobsled``. ``allowed`` is text that says what the media shows (its OCR text; in an evaluation, the
+    reference tweet): a label sharing a word with it is the right subject ("Egyptian cat" for a photo the
+    brand calls "our shop cat"), one sharing none is a wrong subject.
+    """
+    tweet_words = set(_plain_words(tweet))
+    allowed_words = set(_words(allowed))
+    named = []
+    for label in labels:
+        words = [w for w in _words(label) if len(w) >= 3]
+        if words and all(w in tweet_words or w + "s" in tweet_words for w in words) \
+                and not any(w in allowed_words or w + "s" in allowed_words for w in words):
+            named.append(label)
+    return named
