@@ -203,7 +203,7 @@ def test_the_checks_catch_what_they_are_for(tmp_path: Path, monkeypatch: pytest.
         "    --no-such-flag --json | jq --raw-output   # a comment: --x\n"  # 5
         "m2t batch in.csv --out o.csv --engine ray [--actors N | --actors ocr=2]\n"  # 6
         "```\n"  # 7
-        "`m2t transcribe --format srt`, `m2t likes --top 3`, `.venv/bin/m2t serve --tunnel --nope`\n"  # 8
+        "`m2t transcribe --format srt`, `m2t frobnicate --top 3`, `.venv/bin/m2t serve --tunnel --nope`\n"  # 8
         "`m2t asr AUDIO [--format txt\\|srt] [--bogus]` and `M2T_PROFILE=hub`\n"  # 9
     )
     links = _link_problems(page)
@@ -212,6 +212,6 @@ def test_the_checks_catch_what_they_are_for(tmp_path: Path, monkeypatch: pytest.
     found = _command_problems(page)
     assert len(found) == 4, found
     assert found[0].startswith("page.md:4: ") and found[0].endswith("`m2t predict` has no option --no-such-flag")
-    assert found[1].startswith("page.md:8: ") and "no command 'likes'" in found[1]
+    assert found[1].startswith("page.md:8: ") and "no command 'frobnicate'" in found[1]
     assert found[2].startswith("page.md:8: ") and found[2].endswith("`m2t serve` has no option --nope")
     assert found[3].startswith("page.md:9: ") and found[3].endswith("`m2t asr` has no option --bogus")
