@@ -271,6 +271,11 @@ def configure_bench(p) -> None:
                    help="measure only the brand-history index (build s, peak memory, queries/s) on a generated dump")
     p.add_argument("--history-rows", type=positive_int, default=300_000, help="--history-index: tweets in the dump")
     p.add_argument("--history-brands", type=positive_int, default=2_000, help="--history-index: brands in it")
+    p.add_argument("--likes", action="store_true",
+                   help="measure only the likes model (fit s, peak memory, rows/s) on a generated dump")
+    p.add_argument("--likes-rows", type=positive_int, default=300_000, help="--likes: history rows to fit on")
+    p.add_argument("--likes-predict-rows", type=positive_int, default=100_000, help="--likes: later rows to predict")
+    p.add_argument("--likes-brands", type=positive_int, default=2_000, help="--likes: brands in the dump")
     p.add_argument("--batch", action="store_true",
                    help="only compare m2t batch --engine local vs ray (rows/s) on one generated dump")
     p.add_argument("--batch-rows", type=positive_int, default=50, help="--batch: rows in the generated dump")
@@ -281,6 +286,10 @@ def run_bench(args) -> int:
         from core.devtools.brand_bench import run as run_history_bench
 
         return run_history_bench(args)
+    if getattr(args, "likes", False):
+        from core.devtools.likes_bench import run as run_likes_bench
+
+        return run_likes_bench(args)
     if getattr(args, "batch", False):
         return _run_batch_bench(args)
     from core.outputs import writable_file
