@@ -41,6 +41,7 @@ from core.errors import ModelUnavailableError, UserError, first_line
 from core.model_files import convert_gguf
 from core.registry import ModelSpec, cache_dir
 from core.stages.llm import LLM, GenerationConfig
+from core.stages.tokenizer import load_tokenizer
 
 TOKENIZER_FILES = (
     "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja",
@@ -197,15 +198,16 @@ def prepare_device(spec: ModelSpec) -> str:
 
 
 def _open(folder: Path, device: str):
+    """The generator and its tokenizer: ``tokenizers`` alone where the folder allows (no ``transformers``
+    import, seconds off a cold start; the same ids, see :mod:`core.stages.tokenizer`), else transformers'."""
     import ctranslate2
-    from transformers import AutoTokenizer
 
     kind, _, index = device.partition(":")
     generator = ctranslate2.Generator(
         str(folder), device=kind, device_index=int(index or 0), compute_type=compute_type(device),
         intra_threads=_threads() if kind == "cpu" else 0, inter_threads=1,
     )
-    tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    tokenizer = load_tokenizer(folder)
     if tokenizer.pad_token is None:  # as the transformers path sets it: training collates with it
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"
