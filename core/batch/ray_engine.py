@@ -48,6 +48,7 @@ from core.batch.io import (
     write_atomic,
 )
 from core.errors import UserError, first_line
+from core.pipeline import Analysis, Pipeline
 from core.stages.llm import GenerationConfig
 from core.tables import formula_safe
 
@@ -97,7 +98,6 @@ class _Stage:
 
     def __init__(self, specs: dict[str, ModelSpec], base_dir: str, threads: int) -> None:
         _set_threads(threads)
-        from core.pipeline import Pipeline
 
         self.base_dir = Path(base_dir)
         self.pipeline = self._make_pipeline(Pipeline, specs)
@@ -131,8 +131,6 @@ class MediaStage(_Stage):
     task = "media"
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
-        from core.pipeline import Analysis
-
         blobs = []
         for _, row in batch.iterrows():
             request = row_request(row, self.base_dir)
@@ -177,8 +175,6 @@ class AsrStage(_AnalysisStage):
 
 @cache
 def _analysed_pipeline() -> type[Pipeline]:
-    from core.pipeline import Pipeline
-
     class AnalysedPipeline(Pipeline):
         """A pipeline whose media work the earlier actors did: ``prepare`` only builds the prompt.
 

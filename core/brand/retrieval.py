@@ -24,6 +24,7 @@ import numpy as np
 
 from core.brand.history import History, account_key, parse_date, read_history
 from core.brand.voice import BrandVoice, learn_voice
+from core.registry import cache_dir
 from core.stages.prompt import likes_bucket
 
 DEFAULT_K = 3
@@ -129,7 +130,6 @@ class HistoryIndex:
 
         import bm25s
 
-        from core.registry import cache_dir
 
         root = (cache_root or cache_dir() / "history") / f"{history.digest}-v{INDEX_VERSION}"
         start = time.perf_counter()
