@@ -152,10 +152,29 @@ def _history(args):
     return index
 
 
+def _likes(args):
+    """The ``--history`` dump's likes model (fitted once, then cached), or None when it has no likes to learn."""
+    if not getattr(args, "history", None):
+        if getattr(args, "rank", "grounding") == "likes":
+            raise UserError("--rank likes needs --history: predicted likes are learned from the brand's history")
+        return None
+    from core.batch.likes import history_likes_model
+
+    model, note = history_likes_model(args.history)
+    if note:
+        say(f"note: {note}")
+    if model is None and args.rank == "likes":
+        raise UserError("--rank likes needs a --history dump with likes; " + note)
+    if model is not None:
+        say(f"likes: model from {model.rows} history rows ({'cached' if model.cached else 'fitted'})")
+    return model
+
+
 def run_predict(args) -> int:
     from core.pipeline import PredictRequest
 
     history = _history(args)
+    likes_model = _likes(args)
     pipeline = _pipeline(args)
 
     def on_stage(stage: str, state: str) -> None:
@@ -175,9 +194,16 @@ def run_predict(args) -> int:
     say(f"loading llm model {pipeline.specs['llm'].model}…")
     pipeline.model("llm")
     prediction = pipeline.predict(request, _generation_config(args), on_stage=on_stage)
+    likes = []
+    if likes_model is not None:
+        from core.batch.likes import describe, with_likes
+
+        (prediction,), (likes,) = with_likes(likes_model, [prediction], [request], args.rank)
     for error in prediction.analysis.errors:
         say(f"warning: {error}")
     data = prediction.to_dict()
+    if likes:
+        data["predicted_likes"] = [p.to_dict() for p in likes]  # one per candidate, in the same order
     if not args.json:
         a = prediction.analysis
         lines = [f"caption:    {a.caption or '-'}", f"ocr:        {' '.join(a.ocr.split()) or '-'}",
@@ -185,8 +211,9 @@ def run_predict(args) -> int:
         if a.brand is not None:
             lines.append(f"history:    {a.brand.note}")
             lines += [f"  example:  {t.date[:10]}  {t.content}" for t in a.brand.tweets]
-        lines += ["", prediction.tweet]
-        lines += [f"  alt {i}: {c}" for i, c in enumerate(prediction.candidates[1:], 2)]
+        lines += ["", prediction.tweet, *([f"  {describe(likes[0])}"] if likes else [])]
+        for i, c in enumerate(prediction.candidates[1:], 2):
+            lines += [f"  alt {i}: {c}", *([f"         {describe(likes[i - 1])}"] if likes else [])]
         unsupported = prediction.grounding.get("unsupported", [])
         if unsupported:
             lines.append(f"unsupported by the inputs: {'; '.join(unsupported)}")
@@ -211,6 +238,7 @@ def run_batch(args) -> int:
     if getattr(args, "engine", "local") == "ray" and args.history:
         raise UserError("--history works with the local engine; drop --engine ray (or --history)")
     history = _history(args)
+    likes_model = _likes(args)
     pipeline = _pipeline(args)
     bar = tqdm(total=None, desc="tweets", unit="row", file=sys.stderr, disable=None)
 
@@ -229,7 +257,8 @@ def run_batch(args) -> int:
                                gpus_per_actor=args.gpus_per_actor)
     else:
         result = run_batch(in_path, out_path, pipeline, _generation_config(args), progress, limit=args.limit,
-                           media_root=media_root, history=history, history_k=args.examples)
+                           media_root=media_root, history=history, history_k=args.examples,
+                           likes_model=likes_model, rank=args.rank)
     bar.close()
     failed = int((result["error"].astype(str).str.len() > 0).sum())
     say(f"wrote {len(result)} rows to {out_path} ({failed} with a media error noted in the 'error' column)")
@@ -308,6 +337,9 @@ def add_history_flags(p: argparse.ArgumentParser) -> None:
                    "earlier tweets become examples in the prompt (same account first, nearest by media text)")
     p.add_argument("--examples", type=non_negative_int, default=3, metavar="K",
                    help="history tweets per prompt (default 3; 0: none)")
+    p.add_argument("--rank", choices=("grounding", "likes"), default="grounding",
+                   help="with --history: the candidate put first: the grounding check's best (default), or the one "
+                   "with the most predicted likes among those the grounding check passes (see docs/engagement.md)")
 
 
 def configure_caption(p: argparse.ArgumentParser) -> None:

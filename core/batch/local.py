@@ -21,9 +21,11 @@ from core.batch.io import (
     row_request,
     write_atomic,
 )
+from core.batch.likes import LIKES_OUTPUT_COLUMNS, likes_cells, with_likes
 from core.stages.llm import GenerationConfig
 
 if TYPE_CHECKING:
+    from core.brand.likes import LikesModel
     from core.brand.retrieval import HistoryIndex
     from core.pipeline import Pipeline
 
@@ -40,8 +42,13 @@ def run_batch(
     history: HistoryIndex | None = None,
     history_k: int = 3,
     allow_local: bool = True,
+    likes_model: LikesModel | None = None,
+    rank: str = "grounding",
 ) -> pd.DataFrame:
     """Predict a tweet for every row not yet in ``out_path``; returns the full output table (unguarded).
+
+    With ``likes_model``, ``predicted_likes``/``likes_low``/``likes_high`` give the chosen tweet's predicted likes;
+    ``rank`` ``likes`` chooses the candidate with the most among those that pass the grounding check.
 
     Local media must stay inside ``media_root`` (default: the CSV's folder); a row whose media would
     leave it is predicted from its metadata alone, with the reason in its ``error`` column.
@@ -69,12 +76,20 @@ def run_batch(
             if reason:
                 request.media = None  # the row is still predicted, from its metadata
         predictions = pipeline.predict_many(requests, cfg)
+        row_likes: list[list] = [[] for _ in predictions]
+        if likes_model is not None:
+            predictions, row_likes = with_likes(likes_model, predictions, requests, rank)
         out = frame.iloc[idx].copy()
         columns = [result_columns(p) for p in predictions]
+        if likes_model is not None:
+            for values, found in zip(columns, row_likes, strict=True):
+                values.update(likes_cells(found))
         for values, reason in zip(columns, refused, strict=True):
             if reason:
                 values["error"] = "; ".join(filter(None, (reason, values["error"])))
-        for column in (*OUTPUT_COLUMNS, *(HISTORY_COLUMNS if history is not None else ())):
+        extra = (*(HISTORY_COLUMNS if history is not None else ()),
+                 *(LIKES_OUTPUT_COLUMNS if likes_model is not None else ()))
+        for column in (*OUTPUT_COLUMNS, *extra):
             out[column] = [values.get(column, "") for values in columns]
         rows.append(out)
         write_atomic(pd.concat(rows, ignore_index=True), out_path)

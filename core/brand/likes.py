@@ -773,3 +773,15 @@ def load_or_fit(history: str | Path | LikesHistory, cache_root: Path | None = No
     except OSError:
         pass  # no writable cache: the model still works, it is fitted again next time
     return model
+
+
+def tweet_rows(texts: Sequence[str], *, username: str, company: str, date: str, media_kind: str = "none") -> LikesRows:
+    """Rows for tweets not yet posted (a prediction's candidates): one account, date and media type for all."""
+    n = len(texts)
+    kind = MEDIA_TYPES.index(media_kind) if media_kind in MEDIA_TYPES else 0
+    account = account_key(username) or account_key(company)
+    return LikesRows(content=[" ".join(str(t).split()) for t in texts],
+                     accounts=np.array([account] * n, dtype=object),
+                     companies=np.array([account_key(company)] * n, dtype=object),
+                     years=_years([str(date or "")] * n) if n else np.zeros(0),
+                     media=np.full(n, kind, dtype=np.int8), likes=np.full(n, np.nan))
