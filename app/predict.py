@@ -15,6 +15,7 @@ import pandas as pd
 import streamlit as st
 
 from app.errors import UserErrors
+from app.likes import RANK_KEY, likes_for
 from app.models import make_loader
 from app.settings import Settings
 from core.errors import UserError
@@ -63,6 +64,8 @@ class PredictionResult:
     request: dict
     media_label: str
     upload: tuple[str, bytes] | None = None
+    likes: list = field(default_factory=list)  # LikesPrediction per candidate, with a brand history that has likes
+    likes_note: str = ""
     when: str = field(default_factory=lambda: datetime.now().isoformat(timespec="seconds"))
 
 
@@ -114,6 +117,7 @@ def predict(settings: Settings, request: PredictRequest, media_input: MediaInput
         request.media = media
         pipeline = Pipeline(specs, loader=make_loader(notify=status.markdown))
         prediction = pipeline.predict(request, settings.generation(), on_stage=board)
+        prediction, likes, likes_note = likes_for(request, prediction, bool(st.session_state.get(RANK_KEY)))
         timings = prediction.analysis.timings
         timings["media"] = media_seconds
         timings["total"] = sum(v for k, v in timings.items() if k != "total")
@@ -126,6 +130,8 @@ def predict(settings: Settings, request: PredictRequest, media_input: MediaInput
                  "likes": request.likes},
         media_label=media_input.label,
         upload=media_input.upload,
+        likes=likes,
+        likes_note=likes_note,
     )
 
 

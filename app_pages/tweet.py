@@ -9,6 +9,7 @@ import streamlit as st
 from app.batch import batch_tab
 from app.brand import NONE, grounding_caption, highlight_unsupported, index_for, label, recent_dumps, save_upload
 from app.errors import UserErrors
+from app.likes import RANK_KEY, likes_caption
 from app.predict import LAST_KEY, STAGES, MediaInput, PredictionResult, history_frame, predict, remember
 from app.settings import page_settings
 from app.widgets import (
@@ -61,6 +62,9 @@ def form() -> tuple[PredictRequest, MediaInput] | None:
             recent = recent_dumps()
             picked = st.selectbox("…or a recent one", [NONE, *(label(p) for p in recent)], key="tweet.brand_recent")
             k = st.slider("Examples in the prompt", 0, 8, 3, key="tweet.brand_k")
+            st.checkbox("Rank by predicted likes", key=RANK_KEY,
+                        help="With a history that has likes, each candidate gets predicted likes; this puts the one "
+                        "with the most first, among those that pass the grounding check.")
         submitted = st.form_submit_button("Predict tweet", type="primary")
     if not submitted:
         return None
@@ -89,11 +93,15 @@ def show_result(result: PredictionResult) -> None:
     with text_col:
         for i, candidate in enumerate(prediction.candidates, 1):
             tweet_card(candidate, f"Candidate {i}" if len(prediction.candidates) > 1 else None)
+            if i <= len(result.likes):
+                st.caption(likes_caption(result.likes[i - 1]))
             grounding = prediction.groundings[i - 1] if i <= len(prediction.groundings) else {}
             if grounding.get("unsupported"):
                 st.markdown("Not in the inputs: " + highlight_unsupported(candidate, grounding))
             if grounding:
                 st.caption(grounding_caption(grounding))
+        if result.likes_note:
+            st.caption(result.likes_note)
         if len(prediction.candidates) > 1:
             st.caption("Candidates are ordered by fewest unsupported details, then most input words used.")
         st.caption(f"For **{result.request['company']}** (@{result.request['username']}), "
