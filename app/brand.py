@@ -14,6 +14,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from core.brand.kit import BrandKit
 from core.brand.retrieval import HistoryIndex
 
 RECENT = 6
@@ -93,3 +94,23 @@ def grounding_caption(grounding: dict) -> str:
                      + (f"; unused: {', '.join(w for w in salient if w not in used)}" if len(used) < len(salient)
                         else ""))
     return " · ".join(parts)
+
+
+def kit_fields() -> tuple[bool, BrandKit | None]:
+    """The brand kit toggle and, for a brand with no history, its kit typed in (None: the learned one)."""
+    on = st.toggle("Brand kit: add the brand's sign-off, hashtag and emoji where the tweet lacks them", value=True,
+                   key="tweet.kit_on", help="Learned from the history (the markers the brand uses most). The "
+                   "tweet shows what the kit added. Off: the tweet stays as the model wrote it.")
+    st.caption("No history for this brand? Type its kit (it replaces the learned one):")
+    left, middle, right = st.columns([2, 2, 1])
+    signoff = left.text_input("Sign-off", key="tweet.kit_signoff", placeholder="Happy reading!")
+    hashtag = middle.text_input("Hashtag", key="tweet.kit_hashtag", placeholder="#ShelfLife")
+    emoji = right.text_input("Emoji", key="tweet.kit_emoji", placeholder="📚", max_chars=4)
+    typed = BrandKit.typed(signoff or "", hashtag or "", emoji or "")
+    return on, (None if typed.empty else typed)
+
+
+def kit_caption(grounding: dict) -> str:
+    """What the brand kit added to a tweet ("" when nothing), so it reads as added, not written by the model."""
+    added = grounding.get("kit_added") or []
+    return f"Brand kit added: {' '.join(added)}" if added else ""

@@ -7,7 +7,17 @@ import datetime as dt
 import streamlit as st
 
 from app.batch import batch_tab
-from app.brand import NONE, grounding_caption, highlight_unsupported, index_for, label, recent_dumps, save_upload
+from app.brand import (
+    NONE,
+    grounding_caption,
+    highlight_unsupported,
+    index_for,
+    kit_caption,
+    kit_fields,
+    label,
+    recent_dumps,
+    save_upload,
+)
 from app.errors import UserErrors
 from app.likes import RANK_KEY, likes_caption
 from app.predict import LAST_KEY, STAGES, MediaInput, PredictionResult, history_frame, predict, remember
@@ -65,12 +75,14 @@ def form() -> tuple[PredictRequest, MediaInput] | None:
             st.checkbox("Rank by predicted likes", key=RANK_KEY,
                         help="With a history that has likes, each candidate gets predicted likes; this puts the one "
                         "with the most first, among those that pass the grounding check.")
+            kit_on, kit = kit_fields()
         submitted = st.form_submit_button("Predict tweet", type="primary")
     if not submitted:
         return None
     when = dt.datetime.combine(date or dt.date.today(), time or dt.time(12, 0))
     request = PredictRequest(company=company, username=username, date=when.strftime("%Y-%m-%d %H:%M"),
-                             likes=int(likes) if likes is not None else None, history_k=int(k))
+                             likes=int(likes) if likes is not None else None, history_k=int(k),
+                             brand_kit=kit_on, kit=kit)
     with UserErrors("Brand history", profile=settings.profile) as guard:
         path = save_upload(history_upload.name, history_upload.getvalue()) if history_upload is not None else next(
             (p for p in recent if label(p) == picked), None)
@@ -100,6 +112,8 @@ def show_result(result: PredictionResult) -> None:
                 st.markdown("Not in the inputs: " + highlight_unsupported(candidate, grounding))
             if grounding:
                 st.caption(grounding_caption(grounding))
+            if kit_caption(grounding):
+                st.caption(kit_caption(grounding))
         if result.likes_note:
             st.caption(result.likes_note)
         if len(prediction.candidates) > 1:
@@ -118,6 +132,8 @@ def show_result(result: PredictionResult) -> None:
     with caption_col:
         st.markdown("**Caption**")
         st.write(analysis.caption or "—")
+        if analysis.caption_guess:
+            st.caption(f"A guess, not used as the subject (the classifier was unsure): {analysis.caption_guess}")
         labels_table(analysis.labels)
     with ocr_col:
         st.markdown("**Text in the media (OCR)**")

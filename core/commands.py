@@ -190,7 +190,8 @@ def run_predict(args) -> int:
 
         media = load_media(args.media)  # a media the user named explicitly must load: fail before the models
     request = PredictRequest(company=args.company, username=args.username, date=args.date, likes=args.likes,
-                             media=media, history=history, history_k=args.examples)
+                             media=media, history=history, history_k=args.examples,
+                             brand_kit=not args.no_brand_kit)
     say(f"loading llm model {pipeline.specs['llm'].model}…")
     pipeline.model("llm")
     prediction = pipeline.predict(request, _generation_config(args), on_stage=on_stage)
@@ -214,6 +215,8 @@ def run_predict(args) -> int:
         lines += ["", prediction.tweet, *([f"  {describe(likes[0])}"] if likes else [])]
         for i, c in enumerate(prediction.candidates[1:], 2):
             lines += [f"  alt {i}: {c}", *([f"         {describe(likes[i - 1])}"] if likes else [])]
+        if prediction.grounding.get("kit_added"):
+            lines.append(f"brand kit added: {' '.join(prediction.grounding['kit_added'])}")
         unsupported = prediction.grounding.get("unsupported", [])
         if unsupported:
             lines.append(f"unsupported by the inputs: {'; '.join(unsupported)}")
@@ -258,7 +261,8 @@ def run_batch(args) -> int:
     else:
         result = run_batch(in_path, out_path, pipeline, _generation_config(args), progress, limit=args.limit,
                            media_root=media_root, history=history, history_k=args.examples,
-                           likes_model=likes_model, rank=args.rank)
+                           likes_model=likes_model, rank=args.rank,
+                           brand_kit=not args.no_brand_kit)
     bar.close()
     failed = int((result["error"].astype(str).str.len() > 0).sum())
     say(f"wrote {len(result)} rows to {out_path} ({failed} with a media error noted in the 'error' column)")
@@ -337,6 +341,8 @@ def add_history_flags(p: argparse.ArgumentParser) -> None:
                    "earlier tweets become examples in the prompt (same account first, nearest by media text)")
     p.add_argument("--examples", type=non_negative_int, default=3, metavar="K",
                    help="history tweets per prompt (default 3; 0: none)")
+    p.add_argument("--no-brand-kit", action="store_true", help="with --history: leave the tweet as the model wrote "
+                   "it (the brand kit otherwise adds the brand's sign-off, hashtag and emoji where they are missing)")
     p.add_argument("--rank", choices=("grounding", "likes"), default="grounding",
                    help="with --history: the candidate put first: the grounding check's best (default), or the one "
                    "with the most predicted likes among those the grounding check passes (see docs/engagement.md)")

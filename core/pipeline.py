@@ -19,12 +19,22 @@ from core.media.decode import Media, load_media
 from core.registry import TASKS, ModelSpec, resolve
 from core.stages.asr import Segment, load_asr, transcribe
 from core.stages.caption import Caption, caption_images, load_captioner
-from core.stages.grounding import Evidence, check, rank_key, salient_words
+from core.stages.grounding import (
+    NEAR_COPY_RATIO,
+    Evidence,
+    check,
+    is_thin,
+    near_copy,
+    own_words,
+    rank_key,
+    salient_words,
+)
 from core.stages.llm import GenerationConfig, generate_scored, load_llm
 from core.stages.ocr import OcrBox, load_ocr, read_images
 from core.stages.prompt import TweetContext, build_prompt
 
 if TYPE_CHECKING:
+    from core.brand.kit import BrandKit
     from core.brand.retrieval import Examples, HistoryIndex
 
 LOADERS: dict[str, Callable[[ModelSpec], object]] = {
@@ -54,6 +64,9 @@ class PredictRequest:
     history_k: int = 3
     history_budget: int = 180  # tokens the examples may take in the prompt
     row_id: str | None = None  # this post's id in the history, so it never becomes its own example
+    # The brand kit finish (core.brand.kit): on by default; ``kit`` is one a person typed (None: the learned one).
+    brand_kit: bool = True
+    kit: BrandKit | None = None
 
 
 @dataclass
@@ -62,6 +75,7 @@ class Analysis:
 
     caption: str = ""
     labels: list[tuple[str, float]] = field(default_factory=list)
+    caption_guess: str = ""  # the top label when the classifier was too unsure to name it as the subject
     ocr: str = ""
     ocr_boxes: list[OcrBox] = field(default_factory=list)
     transcript: str = ""
@@ -108,6 +122,7 @@ class Prediction:
             "candidates": self.candidates,
             "caption": a.caption,
             "labels": [[label, score] for label, score in a.labels],
+            "caption_guess": a.caption_guess,
             "ocr": a.ocr,
             "ocr_boxes": [asdict(b) for b in a.ocr_boxes],
             "transcript": a.transcript,
@@ -137,19 +152,59 @@ def cut_echo(tweet: str) -> str:
     return tweet[: match.start()].rstrip() if match and match.start() > 0 else tweet
 
 
+COPY_WINDOW = 200  # the brand's latest tweets a candidate is compared with (difflib per pair: keep it bounded)
+
+
+def _earlier_tweets(request: PredictRequest, analysis: Analysis) -> list[str]:
+    """The brand's tweets before this post (its latest ``COPY_WINDOW``) and the examples the prompt showed."""
+    shown = analysis.brand.texts if analysis.brand is not None else []
+    if request.history is None or (analysis.brand is not None and analysis.brand.fallback):
+        return list(shown)
+    earlier = request.history.earlier(str(request.username), str(request.company), str(request.date),
+                                      request.row_id)
+    return [*shown, *earlier[-COPY_WINDOW:]]
+
+
 def choose(
     candidates: list[str], request: PredictRequest, analysis: Analysis, logprobs: list[float | None] | None = None
 ) -> tuple[list[str], list[dict]]:
-    """Candidates best first (fewest unsupported details, then best coverage, then the model's likelihood)
-    and their reports. Without likelihoods (one candidate, or an engine that gives none) ties keep the
-    model's own order (a stable sort)."""
+    """Candidates best first and their reports (``grounding.rank_key``: never a near copy of the brand's earlier
+    tweets, then fewest unsupported details, facts kept, a sentence of its own, the brand's markers, coverage,
+    the model's likelihood). Without likelihoods ties keep the model's own order (a stable sort).
+
+    The first candidate then gets the brand kit (``request.brand_kit``): the brand's sign-off, hashtag and emoji
+    where it has none, recorded in its report's ``kit_added``. When every candidate is a near copy, the best is
+    still returned and ``analysis.errors`` says so."""
+    from core.brand.kit import BrandKit, apply_kit
+    from core.brand.voice import BrandVoice
+
     candidates = [cut_echo(c) for c in candidates]
     evidence = evidence_for(request, analysis)
     salient = salient_words(analysis.ocr, analysis.caption)
     reports = [check(c, evidence, salient) for c in candidates]
     scores = logprobs if logprobs is not None and len(logprobs) == len(candidates) else [None] * len(candidates)
-    order = sorted(range(len(candidates)), key=lambda i: rank_key(reports[i], scores[i]))
-    return [candidates[i] for i in order], [reports[i].to_dict() for i in order]
+    voice = analysis.brand.voice if analysis.brand is not None else BrandVoice()
+    earlier = _earlier_tweets(request, analysis)
+    media_text = " ".join(filter(None, (analysis.ocr, analysis.transcript)))
+    extra = []
+    for c in candidates:
+        ratio, where = near_copy(c, earlier, voice.signoffs)
+        extra.append({"own_words": len(own_words(c, media_text)), "thin": is_thin(c, media_text),
+                      "copy_ratio": round(ratio, 3), "copy_of": earlier[where] if ratio >= NEAR_COPY_RATIO else "",
+                      "voice": voice.found_in(c)})
+    order = sorted(range(len(candidates)), key=lambda i: rank_key(
+        reports[i], scores[i], copy=bool(extra[i]["copy_of"]), thin=extra[i]["thin"], voice=len(extra[i]["voice"])))
+    ranked = [candidates[i] for i in order]
+    dicts = [{**reports[i].to_dict(), **extra[i], "kit_added": []} for i in order]
+    if ranked and dicts[0]["copy_of"]:
+        analysis.errors.append(f"every candidate repeats an earlier tweet of the brand (word similarity "
+                               f"{dicts[0]['copy_ratio']:.2f} to \"{dicts[0]['copy_of'][:80]}\")")
+    kit = request.kit if request.kit is not None else BrandKit.from_voice(voice)
+    if ranked and request.brand_kit and not kit.empty:
+        finished = apply_kit(ranked[0], kit, voice if request.kit is None else None)
+        ranked[0] = finished.tweet
+        dicts[0]["kit_added"] = finished.added
+    return ranked, dicts
 
 
 def _join_captions(captions: list[Caption]) -> tuple[str, list[tuple[str, float]]]:
@@ -251,7 +306,9 @@ class Pipeline:
         result.timings[task] = time.perf_counter() - start
 
     def _caption(self, media: Media, out: Analysis) -> None:
-        out.caption, out.labels = _join_captions(caption_images(self.model("caption"), media.images))
+        captions = caption_images(self.model("caption"), media.images)
+        out.caption, out.labels = _join_captions(captions)
+        out.caption_guess = captions[0].guess if captions else ""
 
     def _ocr(self, media: Media, out: Analysis) -> None:
         found = read_images(self.model("ocr"), media.images)

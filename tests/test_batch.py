@@ -52,7 +52,8 @@ def test_batch_resumes_and_a_bad_row_never_stops_it(tmp_path, pipeline, poster_p
     assert seen[0] == (2, 4)  # resumed: the two finished rows were not redone
     assert list(result["id"]) == ["11", "12", "13", "14"]
     assert list(result.columns) == [*COLUMNS, "generated", "caption", "ocr", "transcript", "error", "unsupported",
-                                    "coverage"]
+                                    "coverage", "thin"]
+    assert set(result["thin"]) <= {"yes", "no"}
     saved = pd.read_csv(out, dtype=str, keep_default_na=False)
     assert saved["generated"].tolist() == result["generated"].tolist()
     assert saved.loc[0, "generated"] == first.loc[0, "generated"]

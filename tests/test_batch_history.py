@@ -64,7 +64,8 @@ def test_batch_with_history_writes_examples_and_grounding(pipeline, tmp_path):
     index = HistoryIndex.from_path(train, cache_root=tmp_path / "cache")
     out = tmp_path / "out.csv"
     result = run_batch(test, out, pipeline, GenerationConfig(max_new_tokens=32, batch_size=3), history=index)
-    assert list(result.columns)[-4:] == ["unsupported", "coverage", "examples", "history_note"]
+    assert list(result.columns)[-7:] == ["unsupported", "coverage", "thin", "examples", "history_note", "near_copy",
+                                         "kit_added"]
     saved = pd.read_csv(out, dtype=str, keep_default_na=False)
     history = pd.read_csv(train, dtype=str, keep_default_na=False).set_index("id")
     for _, row in saved.iterrows():

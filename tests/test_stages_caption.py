@@ -2,7 +2,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from core.registry import resolve
-from core.stages.caption import caption_images, load_captioner, phrase_label
+from core.stages.caption import CONFIDENT_SCORE, UNSURE_CAPTION, caption_images, load_captioner, phrase_label
 
 
 def test_phrase_label_uses_the_right_article():
@@ -21,7 +21,11 @@ def test_efficientnet_gives_a_caption_and_sorted_top_k(captioner, poster_path):
         assert len(result.labels) == 5
         assert scores == sorted(scores, reverse=True)
         assert 0 < sum(scores) <= 1.0001
-        assert result.caption == phrase_label(result.labels[0][0])
+        top, score = result.labels[0]
+        if score >= CONFIDENT_SCORE:
+            assert result.caption == phrase_label(top) and result.guess == ""
+        else:  # a weak guess stays a guess: no subject in the caption, the label kept for the person
+            assert result.caption == UNSURE_CAPTION and result.guess == phrase_label(top)
     assert results[0].labels != results[1].labels  # the model looks at the pixels
     assert caption_images(captioner, []) == []
 
@@ -36,3 +40,20 @@ def test_vision_encoder_decoder_folder_loads_through_the_hub_path(tmp_path):
     (result,) = caption_images(cap, [Image.new("RGB", (64, 48), "red")])
     assert isinstance(result.caption, str)
     assert result.caption == " ".join(result.caption.split())
+
+
+@pytest.mark.slow
+def test_the_gate_names_a_confident_subject_and_keeps_a_weak_guess_out_of_the_caption(captioner):
+    """Without the gate the astronaut is captioned "a photo of a bobsled" (0.29) and the tweet is about a bobsled."""
+    from core.devtools.brand_dump import sample_photo
+
+    coffee, astronaut = (Image.open(sample_photo(name)).convert("RGB") for name in ("coffee.png", "astronaut.png"))
+    sure, unsure = caption_images(captioner, [coffee, astronaut])
+    assert sure.caption == "a photo of an espresso" and sure.labels[0][1] >= CONFIDENT_SCORE
+    assert unsure.caption == UNSURE_CAPTION and unsure.guess == "a photo of a bobsled"
+    assert unsure.labels[0] == ("bobsled", pytest.approx(0.289, abs=0.01)) and len(unsure.labels) == 5
+    captioner.min_confidence = 0.0  # the gate off: what the captioner said before
+    try:
+        assert caption_images(captioner, [astronaut])[0].caption == "a photo of a bobsled"
+    finally:
+        captioner.min_confidence = CONFIDENT_SCORE

@@ -33,8 +33,10 @@ if TYPE_CHECKING:  # the pipeline imports torch: the checks below must fail in a
     from core.pipeline import Prediction, PredictRequest
 
 REQUIRED_COLUMNS = TWEET_REQUIRED
-OUTPUT_COLUMNS = ("generated", "caption", "ocr", "transcript", "error", "unsupported", "coverage")
-HISTORY_COLUMNS = ("examples", "history_note")  # only with --history: which earlier tweets each prompt showed
+OUTPUT_COLUMNS = ("generated", "caption", "ocr", "transcript", "error", "unsupported", "coverage", "thin")
+# Only with --history: which earlier tweets each prompt showed, the closest earlier tweet when the generated one
+# is a near copy of it, and the markers the brand kit added.
+HISTORY_COLUMNS = ("examples", "history_note", "near_copy", "kit_added")
 
 
 def read_tweet_csv(path: Path) -> pd.DataFrame:
@@ -76,10 +78,14 @@ def result_columns(prediction: Prediction) -> dict[str, str]:
         # Details of the tweet found nowhere in its inputs, and the share of salient input words it uses.
         "unsupported": "; ".join(grounding.get("unsupported", [])),
         "coverage": f"{grounding['coverage']:.2f}" if "coverage" in grounding else "",
+        # Fewer than 4 words of its own beyond the media's text (the poster's words, a bare hashtag).
+        "thin": ("yes" if grounding["thin"] else "no") if "thin" in grounding else "",
     }
     if a.brand is not None:
         columns["examples"] = " | ".join(t.id for t in a.brand.tweets)
         columns["history_note"] = a.brand.note if a.brand.fallback or not a.brand.tweets else ""
+        columns["near_copy"] = grounding.get("copy_of", "")
+        columns["kit_added"] = " ".join(grounding.get("kit_added", []))
     return columns
 
 

@@ -42,6 +42,7 @@ def run_batch(
     history: HistoryIndex | None = None,
     history_k: int = 3,
     allow_local: bool = True,
+    brand_kit: bool = True,
     likes_model: LikesModel | None = None,
     rank: str = "grounding",
 ) -> pd.DataFrame:
@@ -53,7 +54,8 @@ def run_batch(
     Local media must stay inside ``media_root`` (default: the CSV's folder); a row whose media would
     leave it is predicted from its metadata alone, with the reason in its ``error`` column.
     With ``history``, each prompt shows up to ``history_k`` of the brand's earlier tweets (never the row
-    itself, matched by id, and never one dated after it); ``examples`` lists their ids.
+    itself, matched by id, and never one dated after it); ``examples`` lists their ids. ``brand_kit`` False
+    leaves each tweet as the model wrote it (no sign-off, hashtag or emoji added; ``kit_added`` says what was).
     """
     cfg = cfg or GenerationConfig()
     frame, base_dir, done, todo = plan_rows(in_path, out_path, limit, media_root)
@@ -69,6 +71,7 @@ def run_batch(
             for request, i in zip(requests, idx, strict=True):
                 request.history, request.history_k = history, history_k
                 request.row_id = str(frame.iloc[i].get("id", "")) or None
+                request.brand_kit = brand_kit
         # Local paths stay inside the CSV's folder; with ``allow_local=False`` (a visitor's upload in the app)
         # the pipeline itself refuses every non-URL cell, with a message that tells nothing about the server.
         refused = [confinement_error(str(r.media or ""), base_dir) if allow_local else None for r in requests]

@@ -47,6 +47,7 @@ LABELS = {
     "ref_voice_share": "references in the brand's voice",
     "fallback_share": "rows with no own history",
     "history_examples": "history examples",
+    "brand_kit": "brand kit on",
     "thin_share": "thin tweets (< 4 own words)",
     "near_copy_share": "near copies of history",
     "subject_error_share": "tweets naming a wrong subject",
@@ -68,6 +69,7 @@ class BrandEval:
     index: HistoryIndex | None = None
     k: int = 3
     split: Split | None = None
+    kit: bool = True  # the brand kit finish on each row's tweet
 
     @property
     def active(self) -> bool:
@@ -77,7 +79,8 @@ class BrandEval:
         if self.index is None:
             return ""
         where = f"split {self.split.kind} ({self.split.info})" if self.split else f"history {self.index.history.path}"
-        return f"{where}; {len(self.index.history)} history tweets; {self.k} examples per row"
+        kit = "" if self.kit else "; brand kit off"
+        return f"{where}; {len(self.index.history)} history tweets; {self.k} examples per row{kit}"
 
 
 def prepare(
@@ -89,6 +92,7 @@ def prepare(
     seed: int = 0,
     k: int = 3,
     limit: int | None = None,
+    kit: bool = True,
 ) -> tuple[Dataset, BrandEval]:
     """The test rows and the history index for a run; checks every input before any model loads."""
     if k < 0:
@@ -100,7 +104,7 @@ def prepare(
     if split is None and history is None:
         if limit is not None:
             dataset = replace(dataset, items=dataset.items[:limit], limited=len(dataset.items) > limit)
-        return dataset, BrandEval(k=k)
+        return dataset, BrandEval(k=k, kit=kit)
     if split is not None:
         from core.tables import read_tweet_dump
 
@@ -119,7 +123,7 @@ def prepare(
         chosen = None
         if limit is not None:
             dataset = replace(dataset, items=dataset.items[:limit], limited=len(dataset.items) > limit)
-    return dataset, BrandEval(HistoryIndex.build(hist), k, chosen)
+    return dataset, BrandEval(HistoryIndex.build(hist), k, chosen, kit)
 
 
 def configure(request: PredictRequest, item: Item, brand: BrandEval) -> PredictRequest:
@@ -128,6 +132,7 @@ def configure(request: PredictRequest, item: Item, brand: BrandEval) -> PredictR
         request.history = brand.index
         request.history_k = brand.k
         request.row_id = item.row.get("id") or None
+    request.brand_kit = brand.kit
     return request
 
 

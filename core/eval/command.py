@@ -281,16 +281,19 @@ class EvalConfig:
     cutoff: str | None = None  # split "time": rows dated on or after it are the test set
     examples: int = 3  # tweet task: history tweets per prompt (0: the no-history baseline)
     split_seed: int = 0
+    brand_kit: bool = True  # tweet task with history: the brand kit finish (core.brand.kit)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> EvalConfig:
         generation = None
         if normalize_task(args.task) == "llm" and args.predictions is None:
-            generation = GenerationConfig(max_new_tokens=args.max_new_tokens, batch_size=args.batch_size)
+            generation = GenerationConfig(max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
+                                          num_candidates=args.candidates)
         return cls(task=args.task, data=args.data, model=args.model, adapter=args.adapter,
                    predictions=args.predictions, limit=args.limit, profile=args.profile, device=args.device,
                    generation=generation, db=args.db, bootstrap=args.bootstrap, history=args.history,
-                   split=args.split, cutoff=args.cutoff, examples=args.examples, split_seed=args.split_seed)
+                   split=args.split, cutoff=args.cutoff, examples=args.examples, split_seed=args.split_seed,
+                   brand_kit=not args.no_brand_kit)
 
 
 def evaluate(cfg: EvalConfig, *, pipeline: Pipeline | None = None) -> Evaluation:
@@ -312,7 +315,8 @@ def evaluate(cfg: EvalConfig, *, pipeline: Pipeline | None = None) -> Evaluation
     brand = None
     if task == "llm" and (history is not None or split is not None):
         dataset, brand = brand_eval.prepare(load_dataset(task, data, None), history=history, split=split,
-                                            cutoff=cfg.cutoff, seed=cfg.split_seed, k=cfg.examples, limit=limit)
+                                            cutoff=cfg.cutoff, seed=cfg.split_seed, k=cfg.examples, limit=limit,
+                                            kit=cfg.brand_kit)
     elif history is not None or split is not None:
         raise UserError("--history and --split apply to --task llm only")
     else:
@@ -348,6 +352,7 @@ def evaluate(cfg: EvalConfig, *, pipeline: Pipeline | None = None) -> Evaluation
             extra.update(brand_eval.brand_quality(brand, dataset.items, answers, references,
                                                   [o.details for o in outcomes], groundings))
         extra["history_examples"] = float(brand.k)
+        extra["brand_kit"] = float(brand.kit)
     try:
         run, samples, db_path = record_run(
             task, model=model_name, adapter=adapter_name, dataset=dataset.path, predictions=answers,
@@ -464,3 +469,7 @@ def configure_evaluate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--examples", type=non_negative_int, default=3, metavar="K",
                    help="history tweets per prompt (0: none: the no-history baseline on the same rows)")
     p.add_argument("--split-seed", type=int, default=0, help="--split brand: which accounts are held out")
+    p.add_argument("--candidates", type=positive_int, default=GenerationConfig.num_candidates,
+                   help="tweet task: candidates per row, the best chosen (default %(default)s; >1 samples)")
+    p.add_argument("--no-brand-kit", action="store_true", help="tweet task with history: leave tweets as the "
+                   "model wrote them (no sign-off, hashtag or emoji added by the brand kit)")
