@@ -178,6 +178,35 @@ def test_the_media_type_is_read_from_the_field_without_fetching(cell, kind):
     assert media_type(cell) == kind
 
 
+ODD_FIELDS = [
+    "[Photo(previewUrl='', fullUrl='')]", "[Photo(previewUrl='  ', fullUrl=' ')]",
+    "[Photo(previewUrl=\"a\\\"b\", fullUrl='x')]", "[Photo(previewUrl='a\\nb', fullUrl='c')]",
+    "[Video(thumbnailUrl='t', variants=[VideoVariant(contentType='video/mp4', url='u', bitrate='fast')])]",
+    "[Video(thumbnailUrl='t', variants=[VideoVariant(contentType='video/mp4', url='u', bitrate=1e5)])]",
+    "[Video(thumbnailUrl='', variants=[])]", "[Photo(previewUrl=u'x', fullUrl=b'y')]",
+    "[Photo(previewUrl='x' 'y', fullUrl='z')]", "[Photo(previewUrl=f'x', fullUrl='')]",
+    "[Photo(previewUrl='a', fullUrl=123)]", "[Photo(previewUrl='''x''', fullUrl='y')]",
+    "[Photo(previewUrl='https://x/y?a=1,Video(b=2)', fullUrl='z')]", "[Photo(previewUrl=-1, fullUrl='a')]",
+    "[Photo(previewUrl='a' fullUrl='b')]", "[Photo(previewUrl='a', fullUrl='b')] trailing",
+    "[Poll(options=['a', 'b']), Photo(previewUrl='1', fullUrl='2')]", "[" * 20 + "]" * 20,
+    "[Photo(previewUrl=datetime.datetime(2023, 1, 1), fullUrl='x')]", "[Photo(previewUrl=0x10, fullUrl='a')]",
+]
+
+
+def test_the_fast_media_reading_agrees_with_the_parser_on_every_field(tmp_path):
+    """media_type parses one skeleton per shape of field (URLs and numbers blanked): the same answer as parsing
+    each whole field, on generated fields and on odd ones."""
+    from core.media.dump_field import parse_media_field
+
+    def by_parser(text: str) -> str:
+        kinds = {item.kind for item in parse_media_field(text)}
+        return next((k for k in ("video", "gif", "photo") if k in kinds), "none")
+
+    dump = pd.read_csv(make_likes_dump(tmp_path / "d.csv", 400, 5, seed=8), dtype=str, keep_default_na=False)
+    fields = [f for f in dump["media"] if f] + ODD_FIELDS
+    assert [media_type(f) for f in fields] == [by_parser(f) for f in fields]
+
+
 def test_likes_parse_with_thousands_commas_and_refuse_the_rest():
     parsed = parse_likes(["1,234", "7", " 12 ", "abc", "", "-3", "inf", "2.5"])
     assert parsed[:3].tolist() == [1234, 7, 12] and parsed[-1] == 2.5
