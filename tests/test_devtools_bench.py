@@ -1,6 +1,7 @@
 """The bench's report: what the README quotes must come from the recorded numbers."""
 
-from core.devtools.bench import engines_table, merge_results
+from core.devtools.bench import engines_table
+from core.devtools.results import merge_results
 
 
 def _engine(tok_one: float, tok_batch: float, tweet_s: float, image_s: float) -> dict:

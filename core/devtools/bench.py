@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from core.devtools.results import merge_results
 from core.eval.store import machine_description
 from core.stages.llm import GenerationConfig, generate
 
@@ -329,20 +330,6 @@ def run_bench(args) -> int:
     print(json.dumps(results, indent=2) if args.json else _table(results) + "\n\n" + engines_table(engines))
     print(f"wrote {out}", file=sys.stderr)
     return 0
-
-
-def merge_results(path: str | Path, parts: dict) -> Path:
-    """Add ``parts`` to the results file, keeping what other bench parts wrote there (an unreadable file starts
-    afresh); returns its path."""
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        results = json.loads(out.read_text()) if out.is_file() else {}
-    except ValueError:
-        results = {}
-    results.update(parts)
-    out.write_text(json.dumps(results, indent=2))
-    return out
 
 
 def _run_engines_only(args, specs: dict) -> int:

@@ -114,7 +114,7 @@ def table(r: dict) -> str:
 
 def run(args) -> int:
     """Entry of ``m2t bench --likes``: merges ``likes`` into ``--out`` like the other bench parts."""
-    from core.devtools.bench import merge_results
+    from core.devtools.results import merge_results
     from core.outputs import writable_file
 
     writable_file(args.out, "--out", make_parents=True)
