@@ -58,7 +58,7 @@ if TYPE_CHECKING:
     import pandas as pd
     from scipy.sparse import csr_matrix
 
-MODEL_VERSION = "2"
+MODEL_VERSION = "3"
 MEDIA_TYPES = ("none", "photo", "video", "gif")
 COVERAGE = 0.8  # the interval aims to hold 80 % of later tweets' likes
 MIN_BRAND_RESIDUALS = 20  # fewer out-of-sample residuals than this: the account uses the pooled quantiles
@@ -68,7 +68,8 @@ CV_FRACTION = 0.2  # the latest 20 % of the history checks every choice
 CV_MAX_TRAIN = 60_000  # larger histories choose on an even subsample of this many earlier rows
 CV_MAX_CHECK = 20_000  # … and of this many later ones
 MIN_CV_ROWS = 30  # fewer rows than this in the check: no choice can be trusted, the model stays the median
-ALPHAS = (3.0, 10.0, 30.0, 100.0)
+ALPHAS = (1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0)
+FIRST_ALPHA = 2  # the walk over ALPHAS starts at 10 and 30
 CROSS_WEIGHTS = (0.0, 0.5, 1.0)  # the account x word block's scale (its penalty is alpha / weight^2)
 Z_ACCEPT = 2.0  # a richer model must beat the simpler one by this many standard errors
 HUBER_C = 1.345
@@ -699,13 +700,13 @@ def choose(rows: LikesRows) -> tuple[Choice, dict[str, np.ndarray]]:
         if best_text is None or _rmse(e) < _rmse(best_text[2]):
             best_text = (alpha, weight, e, coef, b0)
 
-    # The penalty first, at the middle cross weight (a walk along ALPHAS from its second value, uphill stops it),
-    # then the cross weight at that penalty: five fits instead of twelve.
+    # The penalty first, at the middle cross weight (a walk along ALPHAS from 10 and 30, stopped when it stops
+    # improving), then the cross weight at that penalty: five or six fits instead of twenty-one.
     middle = CROSS_WEIGHTS[1]
-    try_ridge(ALPHAS[1], middle)
-    try_ridge(ALPHAS[2], middle)
+    try_ridge(ALPHAS[FIRST_ALPHA], middle)
+    try_ridge(ALPHAS[FIRST_ALPHA + 1], middle)
     assert best_text is not None
-    step = 1 if best_text[0] == ALPHAS[2] else -1
+    step = 1 if best_text[0] == ALPHAS[FIRST_ALPHA + 1] else -1
     position = ALPHAS.index(best_text[0]) + step
     while 0 <= position < len(ALPHAS):
         before = best_text[0]
