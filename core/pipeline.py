@@ -335,7 +335,9 @@ class Pipeline:
         if request.history is not None:
             analysis.brand = self.retrieve(request, analysis, llm.tokenizer)
             brand_examples = tuple(analysis.brand.texts)
-            style = analysis.brand.voice.hint()
+            # With the brand kit on, the markers are added exactly after the model wrote; a Style: line in the
+            # prompt then only made the 270M model echo it ("#LensDays; sign-off …; about 102 characters").
+            style = "" if request.brand_kit else analysis.brand.voice.hint()
         ctx = TweetContext(
             company=str(request.company).strip(),
             username=str(request.username).strip(),

@@ -28,7 +28,7 @@ def test_few_shot_prompt_ends_open_after_the_examples():
     assert prompt.endswith("Tweet:")
     assert prompt.count("Tweet:") == len(DEFAULT_EXAMPLES) + 1
     assert prompt.index(DEFAULT_EXAMPLES[0][1]) < prompt.index("Company: Nike")
-    assert "weave its words" in prompt
+    assert "write a sentence of your own around its words" in prompt
 
 
 def test_long_ocr_is_clipped():

@@ -154,6 +154,17 @@ def make_brands(n: int, rng: random.Random) -> list[DumpBrand]:
     return brands
 
 
+OPENERS = ("", "", "Big news!", "Psst.", "Heads up, friends:", "It's that time again.", "Guess what?", "Happy Monday!",
+            "Fresh from the team:", "Quick one:", "Don't miss this.", "Good morning!")
+CLOSERS = ("", "", "See you there.", "Tell a friend.", "Tag someone who needs this.", "We saved you a spot.",
+           "Doors open early.", "It won't last long.", "Drop by and say hi.", "Bring the whole crew.")
+
+
+def _frame(rng: random.Random, body: str) -> str:
+    """An opener and a closer around the body, so a brand's tweets share its voice, not one template."""
+    return " ".join(filter(None, (rng.choice(OPENERS), body, rng.choice(CLOSERS))))
+
+
 def _poster_sentence(rng: random.Random, b: DumpBrand, item: str, offer: str, when: str, event: bool) -> str:
     """A sentence of the brand's own around the poster's facts (the poster's words in normal case)."""
     offer_words = offer.lower()
@@ -164,6 +175,9 @@ def _poster_sentence(rng: random.Random, b: DumpBrand, item: str, offer: str, wh
             f"Save the date! Our {item} is on {when_words} and everyone is welcome.",
             f"We can't wait to see you at the {item} {when_words}, grab a seat early.",
             f"Mark your calendar: {item}, {when_words}. It's going to be a good one.",
+            f"The {item} is back {when_words} and we have been counting the days.",
+            f"Come along to the {item} {when_words}, no booking needed.",
+            f"{when_words.capitalize()}: {item}. Coffee is on us while it lasts.",
         )
     else:
         options = (
@@ -172,8 +186,11 @@ def _poster_sentence(rng: random.Random, b: DumpBrand, item: str, offer: str, wh
             f"You asked and we listened. {item}, {offer_words} {when_words}, while stocks last.",
             f"Looking for something new? The {item} is {offer_words} {when_words}, come and see.",
             f"This one is for you: {offer_words} on the {item} {when_words}.",
+            f"Our {item} just got even better: {offer_words}, {when_words}.",
+            f"If you have been eyeing the {item}, now is the moment: {offer_words} {when_words}.",
+            f"{offer_words.capitalize()} on every {item} {when_words}. Yes, really.",
         )
-    return rng.choice(options)
+    return _frame(rng, rng.choice(options))
 
 
 def _photo_sentence(rng: random.Random, said: str) -> str:
@@ -182,8 +199,12 @@ def _photo_sentence(rng: random.Random, said: str) -> str:
         f"Nothing beats {said} on a day like this.",
         f"Say hello to {said}, our favourite thing this week.",
         f"Caught on camera today: {said}.",
+        f"Can we talk about {said} for a second?",
+        f"Some days are all about {said}.",
+        f"Here is {said}, just because.",
+        f"Stopped in our tracks by {said} this morning.",
     )
-    return rng.choice(options)
+    return _frame(rng, rng.choice(options))
 
 
 def _dress(rng: random.Random, b: DumpBrand, sentence: str, habit: float = 0.85) -> str:

@@ -8,13 +8,14 @@ a separate history. Every run with either records, beside the usual corpus score
 * ``unsupported_per_tweet``, ``unsupported_share``, ``coverage``, ``fact_use_share``: the grounding check;
 * ``voice_share`` (and ``ref_voice_share``, its ceiling): tweets carrying their brand's habits, learned from history;
 * ``fallback_share``: rows whose brand had no earlier tweet (examples came from other brands);
-* ``thin_share``: tweets with fewer than 4 words of their own beyond the media's text (``grounding.is_thin``);
+* ``thin_share``: tweets with fewer than 4 words of their own beyond the media's text and the brand's sign-off
+  (``grounding.is_thin``);
 * ``near_copy_share``: tweets whose word-level difflib ratio to one of their brand's earlier tweets is at least
   0.6 (``grounding.near_copy``; sign-offs, hashtags, emoji and placeholders left out);
 * ``voice_marker_share`` and ``voice_{hashtags,signoffs,emojis}_share``: each marker kind the brand uses (learned
   from its history before the row), counted per (row, kind): does the tweet carry one of that kind;
-* ``subject_error_share``: tweets naming one of the captioner's top-5 labels that shares no word with the reference
-  or the poster's text (the classifier's wrong guess written as the subject);
+* ``subject_error_share``: tweets naming the captioner's top label when it shares no word with the reference or the
+  poster's text (the classifier's wrong guess written as the subject; the other top-5 labels never reach the prompt);
 * ``invented_number_share``: tweets with an unsupported number, price, percentage, date or time.
 """
 
@@ -50,6 +51,7 @@ LABELS = {
     "brand_kit": "brand kit on",
     "thin_share": "thin tweets (< 4 own words)",
     "near_copy_share": "near copies of history",
+    "ref_near_copy_share": "references near copies",
     "subject_error_share": "tweets naming a wrong subject",
     "invented_number_share": "tweets with an invented number",
     "voice_marker_share": "brand markers carried (per kind)",
@@ -231,10 +233,11 @@ def row_quality(prediction: str, reference: str, media_text: str, labels: list[s
     kinds = {kind: any(m in found for m in getattr(voice, kind)) for kind in VOICE_KINDS if getattr(voice, kind)}
     numbers = any(d.get("kind") in NUMERIC_KINDS and not d.get("supported", True) for d in grounding.get("details", []))
     return RowQuality(
-        thin=is_thin(prediction, media_text),
+        # The brand's sign-off is a marker, not substance: its words do not count as the tweet's own.
+        thin=is_thin(prediction, " ".join([media_text, *voice.signoffs])),
         copy_ratio=near_copy(prediction, history, voice.signoffs)[0],
         voice_kinds=kinds,
-        wrong_subject=bool(labels_named(prediction, labels, f"{reference} {media_text}")),
+        wrong_subject=bool(labels_named(prediction, labels[:1], f"{reference} {media_text}")),
         invented_number=numbers,
     )
 
@@ -264,16 +267,21 @@ def quality_metrics(rows: list[RowQuality]) -> dict[str, float]:
 def brand_quality(brand: BrandEval, items: list[Item], predictions: list[str], references: list[str],
                   details: list[dict[str, str]], groundings: list[dict]) -> dict[str, float]:
     """:func:`quality_metrics` for an evaluation's rows (each row against its brand's history before it)."""
-    rows = []
+    rows, ref_copies = [], 0
     for i, item in enumerate(items):
         row = item.row
         info = details[i] if i < len(details) else {}
         media_text = " ".join(filter(None, (info.get("ocr", ""), info.get("transcript", ""))))
         history = brand.index.earlier(row.get("username", ""), row.get("inferred company", ""), row.get("date", ""),
                                       row.get("id") or None) if brand.index is not None else []
+        voice = row_brand_voice(brand, item)
         rows.append(row_quality(predictions[i], references[i], media_text, _labels(info.get("labels", "")),
-                                history, row_brand_voice(brand, item), groundings[i] if i < len(groundings) else {}))
-    return quality_metrics(rows)
+                                history, voice, groundings[i] if i < len(groundings) else {}))
+        ref_copies += near_copy(references[i], history, voice.signoffs)[0] >= NEAR_COPY_RATIO
+    out = quality_metrics(rows)
+    if rows:
+        out["ref_near_copy_share"] = ref_copies / len(rows)  # the references' own share: what the data allows
+    return out
 
 
 def floor_metrics(predictions: list[str], references: list[str], seed: int = 0) -> dict[str, float]:

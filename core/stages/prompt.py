@@ -17,8 +17,10 @@ ROLE = (
     "You are the social media manager of {company}. Write one engaging, human-sounding tweet "
     "for the account @{username}."
 )
+# "write a sentence of your own around its words", not "weave its words into the tweet": with the latter Gemma-3-270m
+# often answered with the poster's words alone, in capitals (see docs/brand-voice.md, "A prompt the model follows").
 INSTRUCTION = (
-    "Use the details below. If the image contains text, weave its words into the tweet. "
+    "Use the details below. If the image contains text, write a sentence of your own around its words. "
     "Keep it under 280 characters, use at most two emojis, and do not repeat the labels."
 )
 # Upper bounds (exclusive) of each bucket; likes in dumps are skewed (median ~73), so log-scale steps.
@@ -124,6 +126,17 @@ DEFAULT_EXAMPLES: tuple[tuple[TweetContext, str], ...] = (
         ),
         "Safety first, always. The fully electric EX90 is built to protect what matters most. Take a closer "
         "look with <mention> <hyperlink>",
+    ),
+    (  # a photo whose subject the captioner was unsure of (the caption gate): a sentence that names no subject
+        TweetContext(
+            company="Harbor Books",
+            username="harborbooks",
+            date="2022-03-10 16:00",
+            likes=90,
+            caption="a photo",
+        ),
+        "Rainy afternoons were made for a good book and a warm corner. Come and find yours this weekend. "
+        "Happy reading! 📚",
     ),
 )
 
