@@ -155,7 +155,7 @@ def configure_likes(p: argparse.ArgumentParser) -> None:
     p.description = (
         "Predict each row's likes, learned from a history dump's tweets and likes: the tweet's words, its media "
         "type (read from the media field, never downloaded), the account, hour, weekday and the account's trend. "
-        "Adds predicted_likes, likes_low, likes_high (an interval aiming at 80%% coverage), brand_median_likes "
+        "Adds predicted_likes, likes_low, likes_high (an interval aiming at 80% coverage), brand_median_likes "
         "and likes_source to the input's columns. Written every 50,000 rows; rerun to resume. The model is "
         "cached per history file. See docs/engagement.md.")
     p.add_argument("data", help="tweet dump CSV: date, username, inferred company (and id, content, media; "
