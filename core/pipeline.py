@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -165,41 +165,61 @@ def _earlier_tweets(request: PredictRequest, analysis: Analysis) -> list[str]:
     return [*shown, *earlier[-COPY_WINDOW:]]
 
 
+def assess(candidates: list[str], request: PredictRequest, analysis: Analysis) -> tuple[list[str], list[dict]]:
+    """Each candidate (echo cut) with its report: the grounding check, its own words and whether it is thin,
+    its similarity to the brand's earlier tweets (``copy_of`` when a near copy) and the brand markers it carries."""
+    from core.brand.voice import BrandVoice
+
+    candidates = [cut_echo(c) for c in candidates]
+    evidence = evidence_for(request, analysis)
+    salient = salient_words(analysis.ocr, analysis.caption)
+    voice = analysis.brand.voice if analysis.brand is not None else BrandVoice()
+    earlier = _earlier_tweets(request, analysis)
+    media_text = " ".join(filter(None, (analysis.ocr, analysis.transcript)))
+    reports = []
+    for c in candidates:
+        ratio, where = near_copy(c, earlier, voice.signoffs)
+        reports.append({**check(c, evidence, salient).to_dict(), "own_words": len(own_words(c, media_text)),
+                        "thin": is_thin(c, media_text), "copy_ratio": round(ratio, 3),
+                        "copy_of": earlier[where] if ratio >= NEAR_COPY_RATIO else "", "voice": voice.found_in(c),
+                        "kit_added": []})
+    return candidates, reports
+
+
+def needs_second_look(report: dict) -> bool:
+    """A tweet worth writing alternatives for: a near copy, thin, with an unsupported detail, or one that leaves
+    most of its poster's salient words out."""
+    return bool(report.get("copy_of") or report.get("thin") or report.get("unsupported")
+                or (report.get("salient") and report.get("coverage", 1.0) < 0.5))
+
+
 def choose(
     candidates: list[str], request: PredictRequest, analysis: Analysis, logprobs: list[float | None] | None = None
 ) -> tuple[list[str], list[dict]]:
     """Candidates best first and their reports (``grounding.rank_key``: never a near copy of the brand's earlier
-    tweets, then fewest unsupported details, facts kept, a sentence of its own, the brand's markers, coverage,
+    tweets, then fewest unsupported details, a sentence of its own, facts kept, the brand's markers, coverage,
     the model's likelihood). Without likelihoods ties keep the model's own order (a stable sort).
 
     The first candidate then gets the brand kit (``request.brand_kit``): the brand's sign-off, hashtag and emoji
     where it has none, recorded in its report's ``kit_added``. When every candidate is a near copy, the best is
     still returned and ``analysis.errors`` says so."""
     from core.brand.kit import BrandKit, apply_kit
-    from core.brand.voice import BrandVoice
 
-    candidates = [cut_echo(c) for c in candidates]
+    candidates, reports = assess(candidates, request, analysis)
     evidence = evidence_for(request, analysis)
     salient = salient_words(analysis.ocr, analysis.caption)
-    reports = [check(c, evidence, salient) for c in candidates]
+    checked = [check(c, evidence, salient) for c in candidates]
     scores = logprobs if logprobs is not None and len(logprobs) == len(candidates) else [None] * len(candidates)
-    voice = analysis.brand.voice if analysis.brand is not None else BrandVoice()
-    earlier = _earlier_tweets(request, analysis)
-    media_text = " ".join(filter(None, (analysis.ocr, analysis.transcript)))
-    extra = []
-    for c in candidates:
-        ratio, where = near_copy(c, earlier, voice.signoffs)
-        extra.append({"own_words": len(own_words(c, media_text)), "thin": is_thin(c, media_text),
-                      "copy_ratio": round(ratio, 3), "copy_of": earlier[where] if ratio >= NEAR_COPY_RATIO else "",
-                      "voice": voice.found_in(c)})
     order = sorted(range(len(candidates)), key=lambda i: rank_key(
-        reports[i], scores[i], copy=bool(extra[i]["copy_of"]), thin=extra[i]["thin"], voice=len(extra[i]["voice"])))
+        checked[i], scores[i], copy=bool(reports[i]["copy_of"]), thin=reports[i]["thin"],
+        voice=len(reports[i]["voice"])))
     ranked = [candidates[i] for i in order]
-    dicts = [{**reports[i].to_dict(), **extra[i], "kit_added": []} for i in order]
+    dicts = [reports[i] for i in order]
     if ranked and dicts[0]["copy_of"]:
         analysis.errors.append(f"every candidate repeats an earlier tweet of the brand (word similarity "
                                f"{dicts[0]['copy_ratio']:.2f} to \"{dicts[0]['copy_of'][:80]}\")")
-    kit = request.kit if request.kit is not None else BrandKit.from_voice(voice)
+    voice = analysis.brand.voice if analysis.brand is not None else None
+    kit = request.kit if request.kit is not None else (BrandKit.from_voice(voice) if voice else BrandKit())
     if ranked and request.brand_kit and not kit.empty:
         finished = apply_kit(ranked[0], kit, voice if request.kit is None else None)
         ranked[0] = finished.tweet
@@ -392,7 +412,7 @@ class Pipeline:
         if on_stage:
             on_stage("llm", "start")
         start = time.perf_counter()
-        scored = self._generate([prompt], cfg)[0]
+        scored = self._write([prompt], [request], [analysis], cfg)[0]
         analysis.timings["llm"] = time.perf_counter() - start
         if on_stage:
             on_stage("llm", "done")
@@ -405,6 +425,24 @@ class Pipeline:
         """Candidates with their likelihoods; asked for only when there is a choice to break ties in."""
         cfg = cfg or GenerationConfig()
         return generate_scored(self.model("llm"), prompts, cfg, scores=cfg.num_candidates > 1)
+
+    def _write(self, prompts: list[str], requests: list[PredictRequest], analyses: list[Analysis],
+               cfg: GenerationConfig | None) -> list[list[tuple[str, float | None]]]:
+        """Candidates per prompt. With one greedy candidate (the default) a second look: where that tweet is a near
+        copy, thin, has an unsupported detail or leaves its poster's facts out (``needs_second_look``),
+        ``cfg.second_look`` sampled candidates are written for those prompts in one more call and all are ranked
+        together. A tweet that passes costs one greedy call, as before; see docs/brand-voice.md for what each costs."""
+        cfg = cfg or GenerationConfig()
+        scored = self._generate(prompts, cfg)
+        if cfg.num_candidates > 1 or cfg.do_sample or cfg.second_look < 1:
+            return scored
+        weak = [i for i, rows in enumerate(scored)
+                if rows and needs_second_look(assess([rows[0][0]], requests[i], analyses[i])[1][0])]
+        if weak:
+            more = self._generate([prompts[i] for i in weak], replace(cfg, num_candidates=cfg.second_look))
+            for i, extra in zip(weak, more, strict=True):
+                scored[i] = [*scored[i], *extra]
+        return scored
 
     def predict_many(
         self,
@@ -423,7 +461,8 @@ class Pipeline:
                 progress(i + 1, 2 * len(requests))
         prompts = [p for p, _ in prepared if p]
         start = time.perf_counter()
-        outputs = iter(self._generate(prompts, cfg) if prompts else [])
+        live = [(request, analysis) for request, (prompt, analysis) in zip(requests, prepared, strict=True) if prompt]
+        outputs = iter(self._write(prompts, [r for r, _ in live], [a for _, a in live], cfg) if prompts else [])
         per_row = (time.perf_counter() - start) / max(1, len(prompts))
         if progress:
             progress(2 * len(requests), 2 * len(requests))

@@ -131,11 +131,25 @@ def test_real_candidates_skip_a_stale_notice_and_carry_the_brands_voice(pipeline
     index = HistoryIndex.build(read_history(tmp_path / "history.csv"), tmp_path / "cache")
     request = PredictRequest("Shelf Life", "shelflife", "2023-06-01 10:00", likes=60, media=str(poster),
                              history=index)
-    greedy = pipeline.predict(request, GenerationConfig(max_new_tokens=48))
+    greedy = pipeline.predict(request, GenerationConfig(max_new_tokens=48, second_look=0))
     assert greedy.grounding["copy_ratio"] >= NEAR_COPY_RATIO  # one candidate: the copy, and the person is told
     assert any("repeats an earlier tweet" in e for e in greedy.analysis.errors)
-    chosen = pipeline.predict(request, GenerationConfig(max_new_tokens=48, num_candidates=4))
+    # The default: the greedy copy fails the checks, so 3 sampled candidates are written and ranked with it.
+    chosen = pipeline.predict(request, GenerationConfig(max_new_tokens=48))
+    assert len(chosen.candidates) == 4
     copies = [g["copy_ratio"] >= NEAR_COPY_RATIO for g in chosen.groundings]
     assert not copies[0] or all(copies), chosen.candidates
     voice = chosen.analysis.brand.voice
     assert {"#ShelfLife", "Happy reading!", "📚"} <= set(voice.found_in(chosen.tweet)), chosen.tweet
+
+
+def test_a_second_look_is_taken_only_for_a_tweet_that_fails_the_checks():
+    from core.pipeline import Analysis, assess, needs_second_look
+
+    request = PredictRequest(company="Shelf Life", username="shelflife", date="2023-06-01 10:00")
+    analysis = Analysis(ocr="AUTHOR TALK THURSDAY 6PM")
+    good, thin, invented = assess(["Join our author talk on Thursday at 6pm and bring a friend along",
+                                   "AUTHOR TALK THURSDAY 6PM", "Author talk on Thursday with 300 guests, tickets $9"],
+                                  request, analysis)[1]
+    assert not needs_second_look(good)
+    assert needs_second_look(thin) and needs_second_look(invented)

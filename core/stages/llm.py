@@ -36,6 +36,9 @@ class GenerationConfig:
     max_new_tokens: int = 60
     min_new_tokens: int = 0  # benchmarks set it to max_new_tokens so every run writes the same number of tokens
     num_candidates: int = 1  # > 1 implies sampling: greedy decoding would return n copies
+    # With one greedy candidate: sampled candidates written only for a tweet that fails the pipeline's checks
+    # (near copy, thin, unsupported detail, facts left out), then ranked with it. 0: never (one call, as before).
+    second_look: int = 3
     do_sample: bool = False
     temperature: float = 0.8
     top_p: float = 0.95
