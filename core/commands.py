@@ -132,12 +132,12 @@ def _generation_config(args):
     )
 
 
-def _pipeline(args):
-    from core.pipeline import Pipeline
+def _pipeline(args, loader=None):
+    from core.pipeline import Pipeline, load_model
     from core.registry import TASKS
 
     specs = {task: _spec(args, task, own_model=task == "llm") for task in TASKS}
-    return Pipeline(specs, profile=args.profile)
+    return Pipeline(specs, profile=args.profile, loader=loader or load_model)
 
 
 def _history(args):
@@ -171,30 +171,44 @@ def _likes(args):
 
 
 def run_predict(args) -> int:
-    from core.pipeline import PredictRequest
+    import time
 
+    from core.pipeline import PredictRequest
+    from core.preload import Prefetch, tasks_for
+    from core.timings import Timings, process_age
+
+    timings = Timings()
+    timings.add("start-up", "interpreter, imports, arguments", process_age())
     history = _history(args)
     likes_model = _likes(args)
-    pipeline = _pipeline(args)
+    loads = Prefetch(by="predict", on_loaded=lambda spec, s: timings.add("load", f"{spec.task} ({spec.model})", s))
+    pipeline = _pipeline(args, loader=loads.get)
 
     def on_stage(stage: str, state: str) -> None:
-        if state == "start" and stage not in pipeline._models:
-            spec = pipeline.specs[stage]
-            say(f"loading {stage} model {spec.model}…")
-        elif state not in ("start", "skipped"):
+        if state not in ("start", "skipped"):
             say(f"{stage}: {state}")
 
     media = None
     if args.media:
         from core.media.decode import load_media
 
+        start = time.perf_counter()
         media = load_media(args.media)  # a media the user named explicitly must load: fail before the models
+        timings.add("start-up", "media decode", time.perf_counter() - start)
+    # Only the models this input needs, each lane in its own thread (the LLM beside the torch models), so the
+    # loads overlap each other and the stages that no longer wait for them.
+    needed = [pipeline.specs[task] for task in tasks_for(media)]
+    say("loading " + ", ".join(f"{spec.task} model {spec.model}" for spec in needed) + "…")
+    loads.start(needed)
     request = PredictRequest(company=args.company, username=args.username, date=args.date, likes=args.likes,
                              media=media, history=history, history_k=args.examples,
                              brand_kit=not args.no_brand_kit)
-    say(f"loading llm model {pipeline.specs['llm'].model}…")
-    pipeline.model("llm")
     prediction = pipeline.predict(request, _generation_config(args), on_stage=on_stage)
+    for task, waited in pipeline.load_seconds.items():
+        timings.add("waited for a model", task, waited)
+    for stage, seconds in prediction.analysis.timings.items():
+        if stage != "total":
+            timings.add("stage", stage, seconds)
     likes = []
     if likes_model is not None:
         from core.batch.likes import describe, with_likes
@@ -205,6 +219,10 @@ def run_predict(args) -> int:
     data = prediction.to_dict()
     if likes:
         data["predicted_likes"] = [p.to_dict() for p in likes]  # one per candidate, in the same order
+    timings.add("total", "process start to tweet", process_age())
+    if args.timings:
+        data["cold_timings"] = timings.to_dict()
+        say(timings.table())
     if not args.json:
         a = prediction.analysis
         lines = [f"caption:    {a.caption or '-'}", f"ocr:        {' '.join(a.ocr.split()) or '-'}",
@@ -305,6 +323,14 @@ def run_prepare(args) -> int:
             say(f"{name}: {whisper_dir(spec)}")
         elif alias.backend == "easyocr":
             say(f"{name}: {easyocr_dir(spec)}")
+            from core.errors import ModelUnavailableError
+            from core.stages import ocr_onnx
+
+            try:  # the detector on ONNX Runtime (same boxes, faster); without it OCR keeps the torch detector
+                exported = ocr_onnx.export_detector(easyocr_dir(spec) / ocr_onnx.WEIGHTS)
+                say(f"{name} (detector, ONNX Runtime): {exported}")
+            except ModelUnavailableError as exc:
+                say(f"note: {exc}")
     return 0
 
 
@@ -371,6 +397,9 @@ def configure_predict(p: argparse.ArgumentParser) -> None:
     p.add_argument("--date", required=True, help="e.g. '2023-04-01 10:00'")
     p.add_argument("--likes", type=int, help="target likes (stated as a bucket in the prompt)")
     p.add_argument("--media", help="file path, http(s) URL, or a tweet dump's media field")
+    p.add_argument("--timings", action="store_true",
+                   help="also print where the seconds went: start-up, each model load, each stage (stderr; "
+                        "with --json also under cold_timings)")
     add_history_flags(p)
     _add_generation_flags(p)
 

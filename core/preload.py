@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from core import model_cache
 from core.errors import first_line
@@ -74,6 +75,37 @@ def prefetch(
     for thread in threads:
         thread.start()
     return threads
+
+
+def tasks_for(media: Any) -> list[str]:
+    """The models a prediction on ``media`` (a decoded ``Media`` or None) runs, in the pipeline's order:
+    caption and OCR for images, speech for an audio track, the LLM always."""
+    has_images = media is not None and bool(media.images)
+    has_audio = media is not None and media.audio is not None
+    return [t for t, used in (("caption", has_images), ("ocr", has_images), ("asr", has_audio), ("llm", True)) if used]
+
+
+class Prefetch:
+    """A command's background loads and the loader its pipeline waits on.
+
+    A load that failed in the background is raised where the pipeline asks for that model (once), rather
+    than tried a second time."""
+
+    def __init__(self, *, by: str = "prefetch", on_loaded: Callable[[ModelSpec, float], None] | None = None) -> None:
+        self.by = by
+        self.on_loaded = on_loaded
+        self.errors: dict[model_cache.Key, BaseException] = {}
+        self.threads: list[threading.Thread] = []
+
+    def start(self, specs: Iterable[ModelSpec]) -> None:
+        self.threads += prefetch(specs, by=self.by, on_loaded=self.on_loaded,
+                                 on_error=lambda spec, exc: self.errors.__setitem__(model_cache.key(spec), exc))
+
+    def get(self, spec: ModelSpec) -> object:
+        failed = self.errors.pop(model_cache.key(spec), None)
+        if failed is not None:
+            raise failed
+        return model_cache.get(spec, by=self.by)
 
 
 def warm_up_image():

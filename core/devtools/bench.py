@@ -280,6 +280,9 @@ def configure_bench(p) -> None:
     p.add_argument("--batch", action="store_true",
                    help="only compare m2t batch --engine local vs ray (rows/s) on one generated dump")
     p.add_argument("--batch-rows", type=positive_int, default=50, help="--batch: rows in the generated dump")
+    from core.devtools.speed_bench import configure as configure_speed
+
+    configure_speed(p)  # --ocr, --cold, --serve: the first tweet against the tenth
 
 
 def run_bench(args) -> int:
@@ -293,6 +296,10 @@ def run_bench(args) -> int:
         return run_likes_bench(args)
     if getattr(args, "batch", False):
         return _run_batch_bench(args)
+    if getattr(args, "ocr", False) or getattr(args, "cold", False) or getattr(args, "serve", False):
+        from core.devtools.speed_bench import run as run_speed_bench
+
+        return run_speed_bench(args, merge_results)
     from core.outputs import writable_file
 
     writable_file(args.out, "--out", make_parents=True)  # minutes of benchmarks must not end in "cannot write"

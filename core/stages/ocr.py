@@ -15,6 +15,9 @@ default; the 800×450 poster in 1.2 s instead of 3.4 s, a 1280×720 photo withou
 instead of 9.3 s; images with small text pay both passes (~1.3×). Known limit: text under ~12 px
 alone on an image may go unseen (nothing found on the copy means no second pass);
 ``M2T_OCR_COARSE_SIDE=0`` always detects at full scale.
+
+On a CPU the detector runs on ONNX Runtime when ``m2t prepare`` exported it (:mod:`core.stages.ocr_onnx`:
+the same boxes, faster, and a lighter load); otherwise on torch in channels-last memory format.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from core.devices import pick_device
 from core.errors import ModelUnavailableError, UserError
 from core.model_files import easyocr_dir
 from core.registry import ModelSpec
+from core.stages import ocr_onnx
 
 MIN_CONFIDENCE = 0.2  # below this EasyOCR mostly reads texture as letters
 COARSE_SIDE = 512  # px, the first detection pass's long side (M2T_OCR_COARSE_SIDE; 0: full scale only)
@@ -72,6 +76,7 @@ class OcrReader:
     spec: ModelSpec
     reader: object
     coarse_side: int = COARSE_SIDE
+    detector: str = "torch"  # what runs text detection: "onnx" (ONNX Runtime, see core.stages.ocr_onnx) or "torch"
 
 
 def coarse_side_from_env() -> int:
@@ -90,12 +95,21 @@ def load_ocr(spec: ModelSpec) -> OcrReader:
 
     gpu = pick_device(spec.device).startswith("cuda")
     folder = easyocr_dir(spec)
+    weights = folder / ocr_onnx.WEIGHTS
+    # On a CPU, the detector's ONNX export when `m2t prepare` made one for these weights (then EasyOCR need not
+    # load its torch detector at all); otherwise, or on a GPU, EasyOCR's torch detector.
+    onnx_file = ocr_onnx.exported(weights) if not gpu and ocr_onnx.enabled() and weights.is_file() else None
     try:
-        reader = easyocr.Reader(
-            ["en"], gpu=gpu, model_storage_directory=str(folder), download_enabled=False, verbose=False
-        )
+        reader = easyocr.Reader(["en"], gpu=gpu, model_storage_directory=str(folder), download_enabled=False,
+                                verbose=False, detector=onnx_file is None)
     except FileNotFoundError as exc:
         raise ModelUnavailableError(f"EasyOCR weights missing in {folder}: {exc}") from None
+    if onnx_file is not None:
+        from easyocr.detection import get_textbox
+
+        reader.detector = ocr_onnx.OnnxDetector(onnx_file)
+        reader.get_textbox, reader.detect_network = get_textbox, "craft"  # what EasyOCR sets with its own detector
+        return OcrReader(spec=spec, reader=reader, coarse_side=coarse_side, detector="onnx")
     if not gpu:  # oneDNN's channels-last convolutions: the same boxes, 1.27x faster at 800x450 (none at 512)
         import torch
 

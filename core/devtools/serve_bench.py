@@ -1,0 +1,128 @@
+"""``m2t bench --serve``: ``m2t serve`` used by visitors in headless Chromium, timed from click to "Tweet ready".
+
+Three questions, one run:
+
+* the first visitor, who opens the app as soon as the health check answers and asks for a tweet at
+  once, against later (warm) visitors; with the start-up preload and without it (``--no-preload``, how
+  the app started before), so the two ratios compare;
+* how the wait grows with N visitors clicking at the same moment (each in its own browser session).
+
+Chromium runs on the same machine and takes CPU from the server, so the concurrent numbers are a
+bound for one CPU box serving remote visitors, not an exact figure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+from core.errors import UserError
+from core.serve import server as serve
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--no-first-run"]
+READY_TIMEOUT_MS = 900_000  # a cold prediction on a busy 2-core machine
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def _open_form(context: Any, url: str, image: Path, request: dict) -> Any:
+    """A visitor's page with the form filled in and the poster uploaded, ready to click."""
+    page = await context.new_page()
+    page.set_default_timeout(READY_TIMEOUT_MS)
+    await page.goto(url)
+    await page.locator("h1", has_text="Tweet prediction").wait_for()
+    await page.get_by_role("textbox", name="Company").fill(request["company"])
+    await page.get_by_role("textbox", name="Username").fill(request["username"])
+    await page.locator('[data-testid="stForm"] [data-testid="stFileUploaderDropzoneInput"][accept*=".png"]'
+                       ).set_input_files(str(image))
+    await page.get_by_text(image.name).first.wait_for()
+    return page
+
+
+async def _click_to_ready(page: Any) -> float:
+    start = time.perf_counter()
+    await page.get_by_role("button", name="Predict tweet").click()
+    await page.get_by_text("Tweet ready in").wait_for(timeout=READY_TIMEOUT_MS)
+    return time.perf_counter() - start
+
+
+async def _visitors(browser: Any, url: str, image: Path, request: dict, n: int) -> list[float]:
+    """``n`` visitors, each in a session of its own, who fill the form and then all click at once."""
+    contexts = [await browser.new_context(viewport={"width": 1300, "height": 1400}) for _ in range(n)]
+    try:
+        pages = await asyncio.gather(*(_open_form(c, url, image, request) for c in contexts))
+        return list(await asyncio.gather(*(_click_to_ready(p) for p in pages)))
+    finally:
+        for context in contexts:
+            await context.close()
+
+
+async def _session(preload: bool, image: Path, request: dict, concurrency: list[int], warm_visits: int) -> dict:
+    from playwright.async_api import async_playwright
+
+    server = serve.start_server(_free_port(), profile="offline", preload=preload)
+    out: dict = {"preload": preload}
+    try:
+        started = time.perf_counter()
+        serve.wait_until_ready(server, timeout=300)
+        out["health_s"] = time.perf_counter() - started
+        async with async_playwright() as p:
+            browser = await p.chromium.launch(executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS)
+            try:
+                (out["first_visitor_s"],) = await _visitors(browser, server.url, image, request, 1)
+                out["models_ready_at_first_click"] = any("Models ready" in line for line in server.tail)
+                out["warm_visitor_runs_s"] = [(await _visitors(browser, server.url, image, request, 1))[0]
+                                              for _ in range(warm_visits)]
+                out["warm_visitor_s"] = statistics.median(out["warm_visitor_runs_s"])
+                out["first_vs_warm"] = out["first_visitor_s"] / out["warm_visitor_s"]
+                out["concurrent"] = {}
+                for n in concurrency:
+                    start = time.perf_counter()
+                    waits = await _visitors(browser, server.url, image, request, n)
+                    wall = time.perf_counter() - start
+                    out["concurrent"][str(n)] = {"median_s": statistics.median(waits), "max_s": max(waits),
+                                                 "tweets_per_min": 60 * n / max(waits), "wall_s": wall}
+            finally:
+                await browser.close()
+    finally:
+        server.stop()
+    return out
+
+
+def bench_serve(image: Path, request: dict, concurrency: list[int], warm_visits: int = 3) -> dict:
+    """With the preload and without it (the app as it started before), each on a freshly started server; every
+    visitor uploads ``image`` and fills in ``request``'s company and username."""
+    if shutil.which("chromium") is None:
+        raise UserError("m2t bench --serve drives Debian's chromium (apt-get install chromium); it is not installed")
+    out: dict = {"load_avg_before": [round(x, 2) for x in os.getloadavg()], "warm_visits": warm_visits}
+    out["with_preload"] = asyncio.run(_session(True, image, request, concurrency, warm_visits))
+    out["without_preload"] = asyncio.run(_session(False, image, request, [], warm_visits))
+    out["load_avg_after"] = [round(x, 2) for x in os.getloadavg()]
+    return out
+
+
+def serve_table(r: dict) -> str:
+    rows = ["m2t serve in headless Chromium: click on 'Predict tweet' to 'Tweet ready' (the poster)",
+            f"  {'server':<22}{'first visitor':>15}{'warm visitor':>14}{'ratio':>8}  models ready at first click"]
+    for key, label in (("with_preload", "with preload"), ("without_preload", "--no-preload")):
+        s = r[key]
+        rows.append(f"  {label:<22}{s['first_visitor_s']:>13.2f} s{s['warm_visitor_s']:>12.2f} s"
+                    f"{s['first_vs_warm']:>7.2f}x  {'yes' if s['models_ready_at_first_click'] else 'no'}")
+    concurrent = r["with_preload"].get("concurrent", {})
+    if concurrent:
+        rows.append("  visitors clicking at once (warm server): median / slowest wait, tweets per minute")
+        rows += [f"    {n:>2}: {c['median_s']:>6.2f} s / {c['max_s']:>6.2f} s   {c['tweets_per_min']:.1f} per min"
+                 for n, c in concurrent.items()]
+    rows.append(f"  load average before/after: {r['load_avg_before'][0]} / {r['load_avg_after'][0]}")
+    return "\n".join(rows)

@@ -1,0 +1,258 @@
+"""``m2t bench --ocr | --cold | --serve``: the first tweet against the tenth, measured in one run each.
+
+* ``--ocr``: EasyOCR's detector on ONNX Runtime against torch on rendered images: the same boxes?
+  seconds per image (alternating, median), and a warm image→tweet with each (the time the rest of
+  the round can spend);
+* ``--cold``: ``m2t predict`` as a new process (``--timings``: where its seconds go) against a warm
+  prediction of the same input in this process;
+* ``--serve``: ``m2t serve`` driven by headless Chromium as visitors do: the first visitor clicking
+  as soon as the health check answers, later visitors, and N visitors at once.
+
+Ratios within one run are the numbers to compare; absolute seconds belong to the machine, which is
+recorded with the load average before and after (other work on the machine slows both sides).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from core.eval.store import machine_description
+
+POSTER_TEXT = "GRAND OPENING this Saturday 10am free coffee for everyone"
+REQUEST = {"company": "Bean Town", "username": "beantown", "date": "2023-05-06 09:00", "likes": 250}
+
+
+def _load() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def poster(folder: Path) -> Path:
+    """The benchmark poster (800×450), as ``m2t bench`` renders it."""
+    from core.devtools.synthetic import render_text_image
+
+    path = folder / "poster.png"
+    if not path.exists():
+        render_text_image(POSTER_TEXT, size=(800, 450)).save(path)
+    return path
+
+
+def ocr_images() -> dict[str, Any]:
+    """Rendered images that take each detection path: one coarse pass, coarse then full, large, no text."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    from core.devtools.synthetic import available_fonts, render_text_image
+
+    def font(size: int) -> Any:
+        return ImageFont.truetype(str(available_fonts()[0]), size=size)
+
+    fine = Image.new("RGB", (1280, 720), (245, 240, 230))
+    draw = ImageDraw.Draw(fine)
+    draw.text((60, 80), "MEGA SALE", font=font(110), fill=(20, 20, 20))
+    draw.text((60, 640), "Offer valid until June 30 in participating stores only", font=font(14), fill=(20, 20, 20))
+    photo = Image.linear_gradient("L").resize((1280, 720)).convert("RGB")
+    return {
+        "poster 800x450": render_text_image(POSTER_TEXT, size=(800, 450)),
+        "sale 1280x720": render_text_image("SUMMER SALE 50% OFF ALL RUNNING SHOES", size=(1280, 720), font_size=56),
+        "headline + 14 px fine print 1280x720": fine,
+        "banner 1920x1080": render_text_image("NEW Cold Brew Tonic bright and bubbly", size=(1920, 1080),
+                                              font_size=72),
+        "no text 1280x720": photo,
+    }
+
+
+def bench_ocr(repeats: int = 5) -> dict:
+    """Torch and ONNX Runtime detectors on the same images: equal results, seconds (alternating, median), load."""
+    from dataclasses import replace
+
+    from core.model_files import easyocr_dir
+    from core.registry import resolve
+    from core.stages import ocr_onnx
+    from core.stages.ocr import load_ocr, read_text
+
+    spec = resolve("ocr", device="cpu")
+    ocr_onnx.export_detector(easyocr_dir(spec) / ocr_onnx.WEIGHTS)
+    out: dict = {"load_avg_before": _load(), "repeats": repeats, "images": {}}
+    readers, loads = {}, {"torch": [], "onnx": []}
+    for _ in range(2):  # the second round is the one a cached-file load pays
+        for name, env in (("torch", "0"), ("onnx", "1")):
+            os.environ[ocr_onnx.ONNX_ENV] = env
+            start = time.perf_counter()
+            readers[name] = load_ocr(replace(spec))
+            loads[name].append(time.perf_counter() - start)
+    os.environ.pop(ocr_onnx.ONNX_ENV, None)
+    assert readers["onnx"].detector == "onnx" and readers["torch"].detector == "torch"
+    out["load_s"] = {name: seconds[-1] for name, seconds in loads.items()}
+    for label, image in ocr_images().items():
+        results = {name: read_text(reader, image) for name, reader in readers.items()}  # warm-up, and the check
+        times: dict[str, list[float]] = {"torch": [], "onnx": []}
+        cpu: dict[str, list[float]] = {"torch": [], "onnx": []}
+        for _ in range(repeats):
+            for name, reader in readers.items():
+                start, start_cpu = time.perf_counter(), time.process_time()
+                read_text(reader, image)
+                times[name].append(time.perf_counter() - start)
+                cpu[name].append(time.process_time() - start_cpu)
+        same = [asdict(b) for b in results["torch"].boxes] == [asdict(b) for b in results["onnx"].boxes]
+        out["images"][label] = {"torch_s": _median(times["torch"]), "onnx_s": _median(times["onnx"]),
+                                "speedup": _median(times["torch"]) / _median(times["onnx"]),
+                                "torch_cpu_s": _median(cpu["torch"]), "onnx_cpu_s": _median(cpu["onnx"]),
+                                "cpu_ratio": _median(cpu["torch"]) / _median(cpu["onnx"]),
+                                "same_boxes_and_text": same and results["torch"].text == results["onnx"].text,
+                                "text": results["onnx"].text}
+    out["all_equal"] = all(r["same_boxes_and_text"] for r in out["images"].values())
+    out["warm_tweet"] = bench_warm_tweet(readers, repeats)
+    out["load_avg_after"] = _load()
+    return out
+
+
+def bench_warm_tweet(readers: dict[str, Any], repeats: int) -> dict:
+    """Warm image→tweet (the poster, default settings) with each OCR detector, the other models shared."""
+    from core.media.decode import load_media
+    from core.pipeline import Pipeline, PredictRequest, load_model
+    from core.registry import TASKS, resolve
+
+    shared = {task: load_model(resolve(task, device="cpu")) for task in TASKS if task not in ("ocr", "asr")}
+    with tempfile.TemporaryDirectory() as tmp:
+        media = load_media(poster(Path(tmp)))
+    out: dict = {}
+    pipelines = {name: Pipeline(loader=lambda spec, r=reader: r if spec.task == "ocr" else shared[spec.task])
+                 for name, reader in readers.items()}
+    tweets: dict[str, set[str]] = {name: set() for name in pipelines}
+    times: dict[str, list[float]] = {name: [] for name in pipelines}
+    for pipeline in pipelines.values():
+        pipeline.predict(PredictRequest(**REQUEST, media=media))  # warm-up
+    for _ in range(repeats):
+        for name, pipeline in pipelines.items():
+            start = time.perf_counter()
+            prediction = pipeline.predict(PredictRequest(**REQUEST, media=media))
+            times[name].append(time.perf_counter() - start)
+            tweets[name].add(prediction.tweet)
+    for name in pipelines:
+        out[f"{name}_s"] = _median(times[name])
+    out["speedup"] = out["torch_s"] / out["onnx_s"]
+    out["same_tweet"] = tweets["torch"] == tweets["onnx"] and len(tweets["onnx"]) == 1
+    out["tweet"] = next(iter(tweets["onnx"]))
+    return out
+
+
+def ocr_table(r: dict) -> str:
+    rows = [f"OCR detector: torch (channels-last) vs ONNX Runtime, median of {r['repeats']} alternating runs",
+            f"  {'image':<40}{'torch s':>9}{'onnx s':>9}{'speed-up':>10}{'CPU s torch/onnx':>20}  same boxes"]
+    for label, i in r["images"].items():
+        same = "yes" if i["same_boxes_and_text"] else "NO"
+        rows.append(f"  {label:<40}{i['torch_s']:>9.2f}{i['onnx_s']:>9.2f}{i['speedup']:>9.2f}x"
+                    f"{i['torch_cpu_s']:>10.2f} / {i['onnx_cpu_s']:<7.2f}  {same}")
+    w = r["warm_tweet"]
+    rows.append(f"  {'warm image→tweet (poster)':<40}{w['torch_s']:>9.2f}{w['onnx_s']:>9.2f}{w['speedup']:>9.2f}x  "
+                f"{'same tweet' if w['same_tweet'] else 'TWEET DIFFERS'}")
+    rows.append(f"  {'OCR model load (files cached)':<40}{r['load_s']['torch']:>9.2f}{r['load_s']['onnx']:>9.2f}")
+    rows.append(f"  load average before/after: {r['load_avg_before'][0]} / {r['load_avg_after'][0]}")
+    return "\n".join(rows)
+
+
+# --------------------------------------------------------------------------- m2t bench --cold
+
+
+def bench_cold(runs: int = 3, repeats: int = 3) -> dict:
+    """``m2t predict --timings`` as new processes on the poster, against a warm prediction in this process."""
+    from core.pipeline import Pipeline, PredictRequest
+
+    out: dict = {"load_avg_before": _load(), "runs": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = poster(Path(tmp))
+        args = [sys.executable, "-m", "core", "predict", "--company", REQUEST["company"], "--username",
+                REQUEST["username"], "--date", REQUEST["date"], "--likes", str(REQUEST["likes"]), "--media", str(path),
+                "--json", "--timings"]
+        env = {**os.environ, "TRANSFORMERS_VERBOSITY": "error", "HF_HUB_OFFLINE": "1"}
+        root = Path(__file__).resolve().parents[2]
+        cold_tweets = set()
+        for _ in range(runs):
+            start = time.perf_counter()
+            proc = subprocess.run(args, cwd=root, env=env, capture_output=True, text=True, check=True)
+            wall = time.perf_counter() - start
+            data = json.loads(proc.stdout)
+            cold_tweets.add(data["tweet"])
+            out["runs"].append({"wall_s": wall, **data["cold_timings"]})
+        pipeline = Pipeline()
+        request = PredictRequest(**REQUEST, media=str(path))
+        pipeline.predict(request)  # loads and first calls
+        warm, warm_tweets = [], set()
+        for _ in range(repeats):
+            start = time.perf_counter()
+            warm_tweets.add(pipeline.predict(request).tweet)
+            warm.append(time.perf_counter() - start)
+    out["cold_s"] = _median([r["wall_s"] for r in out["runs"]])
+    out["warm_s"] = _median(warm)
+    out["ratio"] = out["cold_s"] / out["warm_s"]
+    out["same_tweet"] = cold_tweets == warm_tweets and len(warm_tweets) == 1
+    out["load_avg_after"] = _load()
+    return out
+
+
+def cold_table(r: dict) -> str:
+    median_run = sorted(r["runs"], key=lambda x: x["wall_s"])[len(r["runs"]) // 2]
+    rows = [f"m2t predict on the poster as a new process (median of {len(r['runs'])}) vs warm in one process",
+            f"  new process, wall clock: {r['cold_s']:.2f} s   warm: {r['warm_s']:.2f} s   ratio {r['ratio']:.2f}x   "
+            f"{'same tweet' if r['same_tweet'] else 'TWEETS DIFFER'}",
+            "  where the median run's seconds went:"]
+    for kind, parts in median_run.items():
+        if isinstance(parts, dict):
+            rows += [f"    {kind:<20}{name:<36}{seconds:>7.2f} s" for name, seconds in parts.items()]
+    rows.append(f"  load average before/after: {r['load_avg_before'][0]} / {r['load_avg_after'][0]}")
+    return "\n".join(rows)
+
+
+# --------------------------------------------------------------------------- the command
+
+
+def configure(p: Any) -> None:
+    """The flags of these parts on ``m2t bench`` (see :func:`core.devtools.bench.configure_bench`)."""
+    from core.console import positive_int
+
+    p.add_argument("--ocr", action="store_true",
+                   help="only OCR detection: ONNX Runtime vs torch (same boxes? seconds) and the warm tweet with each")
+    p.add_argument("--cold", action="store_true",
+                   help="only m2t predict as a new process (--timings: where its seconds go) vs a warm prediction")
+    p.add_argument("--serve", action="store_true",
+                   help="only m2t serve in headless Chromium: the first visitor at the health check, warm visitors, "
+                        "N at once (--visitors)")
+    p.add_argument("--visitors", default="1,2,4", help="--serve: concurrent visitor counts (default %(default)s)")
+    p.add_argument("--repeats", type=positive_int, default=3, help="--ocr/--cold: runs per measurement")
+
+
+def run(args: Any, merge_results: Any) -> int:
+    """``m2t bench --ocr | --cold | --serve``: one part, merged into the results file under its name
+    (``merge_results`` is ``core.devtools.bench.merge_results``, passed in: bench imports this module)."""
+    from core.outputs import writable_file
+
+    writable_file(args.out, "--out", make_parents=True)
+    if args.ocr:
+        name, result = "ocr_detector", bench_ocr(args.repeats)
+        table = ocr_table(result)
+    elif args.cold:
+        name, result = "cold_predict", bench_cold(args.repeats, args.repeats)
+        table = cold_table(result)
+    else:
+        from core.devtools.serve_bench import bench_serve, serve_table
+
+        visitors = [int(v) for v in str(args.visitors).split(",") if v.strip()]
+        with tempfile.TemporaryDirectory() as tmp:
+            name, result = "serve", bench_serve(poster(Path(tmp)), REQUEST, visitors)
+        table = serve_table(result)
+    result["machine"] = machine_description()
+    print(json.dumps(result, indent=2) if args.json else table)
+    print(f"wrote {merge_results(args.out, {name: result})}", file=sys.stderr)
+    return 0
