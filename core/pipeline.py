@@ -186,10 +186,14 @@ def assess(candidates: list[str], request: PredictRequest, analysis: Analysis) -
     return candidates, reports
 
 
-def needs_second_look(report: dict) -> bool:
-    """A tweet worth writing alternatives for: a near copy, thin, with an unsupported detail, or one that leaves
-    most of its poster's salient words out."""
-    return bool(report.get("copy_of") or report.get("thin") or report.get("unsupported")
+def needs_second_look(report: dict, thin_counts: bool = True) -> bool:
+    """A tweet worth writing alternatives for: a near copy, with an unsupported detail, one that leaves most of its
+    poster's salient words out, or (``thin_counts``: a brand with history, whose tweets write sentences) thin.
+
+    Without history a thin greedy tweet keeps its poster's facts in the poster's words ("Grand opening this
+    Saturday 10am free coffee for everyone"); sampling alternatives for it cost 2.3x the CPU of the whole
+    image→tweet (``core.devtools.candidates_bench``) and put the 4 s warm goal out of reach."""
+    return bool(report.get("copy_of") or (thin_counts and report.get("thin")) or report.get("unsupported")
                 or (report.get("salient") and report.get("coverage", 1.0) < 0.5))
 
 
@@ -429,15 +433,17 @@ class Pipeline:
     def _write(self, prompts: list[str], requests: list[PredictRequest], analyses: list[Analysis],
                cfg: GenerationConfig | None) -> list[list[tuple[str, float | None]]]:
         """Candidates per prompt. With one greedy candidate (the default) a second look: where that tweet is a near
-        copy, thin, has an unsupported detail or leaves its poster's facts out (``needs_second_look``),
-        ``cfg.second_look`` sampled candidates are written for those prompts in one more call and all are ranked
-        together. A tweet that passes costs one greedy call, as before; see docs/brand-voice.md for what each costs."""
+        copy, has an unsupported detail, leaves its poster's facts out or (with history) is thin
+        (``needs_second_look``), ``cfg.second_look`` sampled candidates are written for those prompts in one more
+        call and all are ranked together. A tweet that passes costs one greedy call, as before; see
+        docs/brand-voice.md for what each costs."""
         cfg = cfg or GenerationConfig()
         scored = self._generate(prompts, cfg)
         if cfg.num_candidates > 1 or cfg.do_sample or cfg.second_look < 1:
             return scored
         weak = [i for i, rows in enumerate(scored)
-                if rows and needs_second_look(assess([rows[0][0]], requests[i], analyses[i])[1][0])]
+                if rows and needs_second_look(assess([rows[0][0]], requests[i], analyses[i])[1][0],
+                                              thin_counts=requests[i].history is not None)]
         if weak:
             more = self._generate([prompts[i] for i in weak], replace(cfg, num_candidates=cfg.second_look))
             for i, extra in zip(weak, more, strict=True):
