@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from core.brand.kit import BrandKit, apply_kit
 from core.errors import MediaError, UserError
 from core.media.decode import Media, load_media
 from core.registry import TASKS, ModelSpec, resolve
@@ -34,7 +35,6 @@ from core.stages.ocr import OcrBox, load_ocr, read_images
 from core.stages.prompt import TweetContext, build_prompt
 
 if TYPE_CHECKING:
-    from core.brand.kit import BrandKit
     from core.brand.retrieval import Examples, HistoryIndex
 
 LOADERS: dict[str, Callable[[ModelSpec], object]] = {
@@ -204,11 +204,10 @@ def choose(
     tweets, then fewest unsupported details, a sentence of its own, facts kept, the brand's markers, coverage,
     the model's likelihood). Without likelihoods ties keep the model's own order (a stable sort).
 
-    The first candidate then gets the brand kit (``request.brand_kit``): the brand's sign-off, hashtag and emoji
-    where it has none, recorded in its report's ``kit_added``. When every candidate is a near copy, the best is
-    still returned and ``analysis.errors`` says so."""
-    from core.brand.kit import BrandKit, apply_kit
-
+    Every candidate then gets the brand kit (``request.brand_kit``): the brand's sign-off, hashtag and emoji
+    where it has none, recorded in its report's ``kit_added``, so whichever a later ranking puts first (``--rank
+    likes``) is finished alike. When every candidate is a near copy, the best is still returned and
+    ``analysis.errors`` says so."""
     candidates, reports = assess(candidates, request, analysis)
     evidence = evidence_for(request, analysis)
     salient = salient_words(analysis.ocr, analysis.caption)
@@ -224,10 +223,11 @@ def choose(
                                f"{dicts[0]['copy_ratio']:.2f} to \"{dicts[0]['copy_of'][:80]}\")")
     voice = analysis.brand.voice if analysis.brand is not None else None
     kit = request.kit if request.kit is not None else (BrandKit.from_voice(voice) if voice else BrandKit())
-    if ranked and request.brand_kit and not kit.empty:
-        finished = apply_kit(ranked[0], kit, voice if request.kit is None else None)
-        ranked[0] = finished.tweet
-        dicts[0]["kit_added"] = finished.added
+    if request.brand_kit and not kit.empty:
+        for i, tweet in enumerate(ranked):
+            finished = apply_kit(tweet, kit, voice if request.kit is None else None)
+            ranked[i] = finished.tweet
+            dicts[i]["kit_added"] = finished.added
     return ranked, dicts
 
 

@@ -91,12 +91,14 @@ def test_a_near_copy_is_never_chosen_a_thin_tweet_loses_and_the_kit_finishes_the
     sentence = "Join us for an author talk on Thursday at 6pm, bring your questions"
     # The copy is the likeliest and carries the most markers; without the filter it would win.
     ranked, reports = choose([copy, thin, sentence], request, analysis, [-0.1, -0.5, -2.0])
-    assert ranked[0].startswith(sentence) and ranked[1] == thin and ranked[2] == copy
+    assert ranked[0].startswith(sentence) and ranked[1].startswith("AUTHOR TALK") and ranked[2].startswith(copy[:40])
     assert reports[2]["copy_of"] == SHELF_VOICE_TWEETS[0] and reports[2]["copy_ratio"] >= 0.6
     assert reports[1]["thin"] and not reports[0]["thin"] and reports[0]["own_words"] >= 4
-    # The brand kit finished the winner with the markers it lacked, and says so.
+    # The brand kit finished every candidate with the markers it lacked (whichever --rank likes puts first is
+    # finished too), and says what it added: the thin one already had the hashtag.
     assert ranked[0] == sentence + ". 📚 Happy reading! #ShelfLife"
-    assert reports[0]["kit_added"] == ["Happy reading!", "#ShelfLife", "📚"] and reports[1]["kit_added"] == []
+    assert reports[0]["kit_added"] == ["Happy reading!", "#ShelfLife", "📚"]
+    assert reports[1]["kit_added"] == ["Happy reading!", "📚"]
     request.brand_kit = False
     assert choose([sentence], request, analysis)[0] == [sentence]
     # Every candidate a copy: the best is returned and the person is told.
