@@ -22,3 +22,15 @@ def test_unsupported_details_are_highlighted_and_the_rest_escaped():
     shown = highlight_unsupported(tweet, report)
     assert ":red-background[1969]" in shown and "\\*wow\\*" in shown and "](" not in shown
     assert "2 details not in the inputs: 1969, http://e.x" in grounding_caption(report)
+
+
+def test_the_brand_kit_toggle_and_fields_are_in_the_history_form():
+    from app.brand import kit_caption
+
+    at = new_app()
+    assert_no_exception(at)
+    assert at.toggle(key="tweet.kit_on").value is True
+    for key in ("tweet.kit_signoff", "tweet.kit_hashtag", "tweet.kit_emoji"):
+        assert at.text_input(key=key).value in ("", None)
+    assert kit_caption({"kit_added": ["Happy reading!", "#ShelfLife"]}) == "Brand kit added: Happy reading! #ShelfLife"
+    assert kit_caption({"kit_added": []}) == "" and kit_caption({}) == ""
