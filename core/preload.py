@@ -1,4 +1,4 @@
-"""Load models before anyone asks for them: the server at start-up, a command while its media decodes.
+"""Load models before anyone asks for them: the server at start-up, a command beside its stages.
 
 Why: a model loads on first use, so the first visitor of a freshly started app waited 4.9 times as
 long as the next one, and most of a one-tweet ``m2t predict`` was loading. Loads go through
@@ -9,7 +9,8 @@ Loads run in two lanes (threads): the LLM (CTranslate2 and the ``tokenizers`` li
 no torch) beside the torch models (caption, OCR, speech), which share torch's import. Once the
 server's models are loaded, one small prediction runs through them (:func:`warm_up`): a model's
 first call costs more than its later ones (kernel selection for the shapes it sees, the LLM's cached
-few-shot prefix), and that first call should not be a visitor's.
+few-shot prefix), and that first call should not be a visitor's. The server loads the speech model
+after that warm-up: most tweets start from an image, and the first visitor should not wait for it.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from core.registry import TASKS, ModelSpec, resolve
 PRELOAD_ENV = "M2T_PRELOAD"  # 0/off/false/no: load each model on first use instead (small machines)
 OFF_VALUES = ("0", "off", "false", "no")
 TORCH_TASKS = ("caption", "ocr", "asr")  # one lane, in the order a prediction uses them
+# Loaded after the warm-up: most tweets start from an image, so the first visitor should not wait for speech.
+AFTER_WARM_UP = ("asr",)
 WARM_UP_TEXT = "GRAND OPENING this Saturday"
 WARM_UP_TOKENS = 8  # enough to run the LLM's decode loop once the few-shot prefix is cached
 Log = Callable[[str], None]
@@ -188,13 +191,17 @@ def start(specs: dict[str, ModelSpec] | None = None, *, log: Log = print, warm: 
 
     def run() -> None:
         try:
-            for thread in prefetch(preload.specs.values(), by="preload", on_loaded=loaded, on_error=failed):
+            first = [s for t, s in preload.specs.items() if t not in AFTER_WARM_UP]
+            for thread in prefetch(first, by="preload", on_loaded=loaded, on_error=failed):
                 thread.join()
             if warm and not preload.errors:
                 try:
                     preload.warm_s = warm_up(preload.specs)
                 except Exception as exc:  # a warm-up failure costs speed, never the server
                     log(f"preload: warm-up prediction failed ({first_line(exc)}); models stay loaded")
+            later = [s for t, s in preload.specs.items() if t in AFTER_WARM_UP]
+            for thread in prefetch(later, by="preload", on_loaded=loaded, on_error=failed):
+                thread.join()
             state = "with errors" if preload.errors else "and warmed up" if preload.warm_s is not None else ""
             log(f"Models ready: {len(preload.seconds)} of {len(preload.specs)} loaded {state} "
                 f"{preload.elapsed():.1f} s after start".replace("  ", " "))

@@ -113,9 +113,54 @@ def bench_ocr(repeats: int = 5) -> dict:
                                 "same_boxes_and_text": same and results["torch"].text == results["onnx"].text,
                                 "text": results["onnx"].text}
     out["all_equal"] = all(r["same_boxes_and_text"] for r in out["images"].values())
+    out["detector_one_thread"] = detector_cpu(readers["onnx"].reader.detector.path, repeats)
     out["warm_tweet"] = bench_warm_tweet(readers, repeats)
     out["load_avg_after"] = _load()
     return out
+
+
+DETECTOR_SHAPES = ((288, 512), (448, 800), (432, 768), (720, 1280))  # first passes and full passes seen above
+
+
+def detector_cpu(onnx_file: Path, repeats: int) -> dict:
+    """CPU seconds of one detector forward pass, torch against ONNX Runtime, both on one thread: the work each
+    does, which other processes on a shared machine hardly change (wall-clock ratios with two threads do)."""
+    import numpy as np
+    import torch
+
+    from core.model_files import easyocr_dir
+    from core.registry import resolve
+    from core.stages import ocr_onnx
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        import onnxruntime as ort
+
+        net = ocr_onnx._fresh_network(easyocr_dir(resolve("ocr")) / ocr_onnx.WEIGHTS)
+        net = net.to(memory_format=torch.channels_last)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = options.inter_op_num_threads = 1
+        session = ort.InferenceSession(str(onnx_file), options, providers=["CPUExecutionProvider"])
+        out = {}
+        for h, w in DETECTOR_SHAPES:
+            x = torch.from_numpy(np.random.default_rng(0).uniform(-2, 2.5, (1, 3, h, w)).astype(np.float32))
+            cpu: dict[str, list[float]] = {"torch": [], "onnx": []}
+            for i in range(repeats + 1):  # the first round warms up
+                start = time.process_time()
+                with torch.no_grad():
+                    net(x)
+                torch_s = time.process_time() - start
+                start = time.process_time()
+                session.run(None, {"image": x.numpy()})
+                if i:
+                    cpu["torch"].append(torch_s)
+                    cpu["onnx"].append(time.process_time() - start)
+            out[f"{h}x{w}"] = {"torch_cpu_s": _median(cpu["torch"]), "onnx_cpu_s": _median(cpu["onnx"]),
+                               "ratio": _median(cpu["torch"]) / _median(cpu["onnx"])}
+        return out
+    finally:
+        torch.set_num_threads(threads)
 
 
 def bench_warm_tweet(readers: dict[str, Any], repeats: int) -> dict:
@@ -155,6 +200,9 @@ def ocr_table(r: dict) -> str:
         same = "yes" if i["same_boxes_and_text"] else "NO"
         rows.append(f"  {label:<40}{i['torch_s']:>9.2f}{i['onnx_s']:>9.2f}{i['speedup']:>9.2f}x"
                     f"{i['torch_cpu_s']:>10.2f} / {i['onnx_cpu_s']:<7.2f}  {same}")
+    rows.append("  one detector pass on one thread, CPU seconds (the work done, whatever else runs):")
+    rows += [f"    {shape:<38}{d['torch_cpu_s']:>9.2f}{d['onnx_cpu_s']:>9.2f}{d['ratio']:>9.2f}x"
+             for shape, d in r["detector_one_thread"].items()]
     w = r["warm_tweet"]
     rows.append(f"  {'warm image→tweet (poster)':<40}{w['torch_s']:>9.2f}{w['onnx_s']:>9.2f}{w['speedup']:>9.2f}x  "
                 f"{'same tweet' if w['same_tweet'] else 'TWEET DIFFERS'}")
