@@ -21,6 +21,7 @@ from core.registry import TASKS, ModelSpec, resolve
 from core.stages.asr import Segment, load_asr, transcribe
 from core.stages.caption import Caption, caption_images, load_captioner
 from core.stages.grounding import (
+    MIN_CONTENT_WORDS,
     NEAR_COPY_RATIO,
     Evidence,
     check,
@@ -179,7 +180,9 @@ def assess(candidates: list[str], request: PredictRequest, analysis: Analysis) -
     reports = []
     for c in candidates:
         ratio, where = near_copy(c, earlier, voice.signoffs)
-        reports.append({**check(c, evidence, salient).to_dict(), "own_words": len(own_words(c, media_text)),
+        checked = check(c, evidence, salient)
+        reports.append({**checked.to_dict(), "content_words": checked.content_words,
+                        "own_words": len(own_words(c, media_text)),
                         "thin": is_thin(c, media_text), "copy_ratio": round(ratio, 3),
                         "copy_of": earlier[where] if ratio >= NEAR_COPY_RATIO else "", "voice": voice.found_in(c),
                         "kit_added": []})
@@ -187,13 +190,15 @@ def assess(candidates: list[str], request: PredictRequest, analysis: Analysis) -
 
 
 def needs_second_look(report: dict, thin_counts: bool = True) -> bool:
-    """A tweet worth writing alternatives for: a near copy, with an unsupported detail, one that leaves most of its
-    poster's salient words out, or (``thin_counts``: a brand with history, whose tweets write sentences) thin.
+    """A tweet worth writing alternatives for: a near copy, with an unsupported detail, no tweet at all (a bare
+    placeholder), one that leaves most of its poster's salient words out, or (``thin_counts``: a brand with
+    history, whose tweets write sentences) thin.
 
     Without history a thin greedy tweet keeps its poster's facts in the poster's words ("Grand opening this
     Saturday 10am free coffee for everyone"); sampling alternatives for it cost 2.3x the CPU of the whole
     image→tweet (``core.devtools.candidates_bench``) and put the 4 s warm goal out of reach."""
     return bool(report.get("copy_of") or (thin_counts and report.get("thin")) or report.get("unsupported")
+                or report.get("content_words", MIN_CONTENT_WORDS) < MIN_CONTENT_WORDS  # a bare <hyperlink>
                 or (report.get("salient") and report.get("coverage", 1.0) < 0.5))
 
 

@@ -157,3 +157,5 @@ def test_a_second_look_is_taken_only_for_a_tweet_that_fails_the_checks():
     assert needs_second_look(thin) and needs_second_look(invented)
     # Without history a thin tweet that keeps its poster's facts is left as it is (speed: see needs_second_look).
     assert not needs_second_look(thin, thin_counts=False) and needs_second_look(invented, thin_counts=False)
+    bare = assess(["<hyperlink>"], request, Analysis(caption="a photo"))[1][0]
+    assert needs_second_look(bare, thin_counts=False)  # the gated photo's greedy answer, before the new prompt
