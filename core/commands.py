@@ -85,10 +85,13 @@ def run_caption(args) -> int:
 
     def work(name: str, media) -> dict:
         cap = caption_images(model.get(), media.images[:1])[0]
-        return {"caption": cap.caption, "labels": [[label, score] for label, score in cap.labels]}
+        # A weak top label stays a guess (the caption gate): shown beside the caption, never as it.
+        return {"caption": cap.caption, "guess": cap.guess, "labels": [[label, score] for label, score in cap.labels]}
 
     results, failures = _for_each_file(args.files, "caption", "image", work)
-    emit(results, args.json, "\n".join(f"{r['file']}\t{r['caption']}" for r in results))
+    emit(results, args.json, "\n".join(
+        f"{r['file']}\t{r['caption']}" + (f"\t(guess: {r['guess']}, {r['labels'][0][1]:.0%})" if r["guess"] else "")
+        for r in results))
     return 1 if failures else 0
 
 
