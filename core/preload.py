@@ -55,8 +55,10 @@ def prefetch(
     by: str = "prefetch",
     on_loaded: Callable[[ModelSpec, float], None] | None = None,
     on_error: Callable[[ModelSpec, BaseException], None] | None = None,
+    prime: bool = False,
 ) -> list[threading.Thread]:
     """Start loading ``specs`` in the background (one thread per lane); the caller later gets them from the cache.
+    ``prime``: the LLM's lane then also fills the LLM's prefix cache (:func:`prime_llm`).
 
     A failed load is handed to ``on_error`` (if given) and otherwise left for the caller: the cache forgets
     it, so asking for that model again raises the error where it can be reported."""
@@ -65,19 +67,37 @@ def prefetch(
         for spec in lane:
             start = time.monotonic()
             try:
-                model_cache.get(spec, by=by)
+                model = model_cache.get(spec, by=by)
             except Exception as exc:  # reported by whoever asks for the model, or by on_error
                 if on_error is not None:
                     on_error(spec, exc)
                 continue
             if on_loaded is not None:
                 on_loaded(spec, time.monotonic() - start)
+            if prime and spec.task == "llm":
+                prime_llm(model)
 
     threads = [threading.Thread(target=run, args=(lane,), daemon=True, name=f"m2t-{by}-{lane[0].task}")
                for lane in lanes(list(specs))]
     for thread in threads:
         thread.start()
     return threads
+
+
+def prime_llm(llm: Any) -> None:
+    """One token on a few-shot prompt, so CTranslate2 computes and caches the decoder state of the few-shot
+    prefix (the same for every post) here, in the LLM's lane, while the image stages still load and run,
+    instead of inside the first tweet. A cached prefix gives the same tokens as one computed in the call."""
+    from core.stages.llm import GenerationConfig, generate
+    from core.stages.prompt import TweetContext, build_prompt
+
+    if getattr(llm, "engine", "") != "ctranslate2" or llm.prompt_style != "few-shot":
+        return
+    try:
+        prompt = build_prompt(TweetContext("Media2Tweet", "media2tweet", "2024-01-01 12:00"), llm.prompt_style)
+        generate(llm, [prompt], GenerationConfig(max_new_tokens=1))
+    except Exception:  # priming only saves time; a real problem shows in the real call
+        return
 
 
 def tasks_for(media: Any) -> list[str]:
@@ -101,7 +121,7 @@ class Prefetch:
         self.threads: list[threading.Thread] = []
 
     def start(self, specs: Iterable[ModelSpec]) -> None:
-        self.threads += prefetch(specs, by=self.by, on_loaded=self.on_loaded,
+        self.threads += prefetch(specs, by=self.by, on_loaded=self.on_loaded, prime=True,
                                  on_error=lambda spec, exc: self.errors.__setitem__(model_cache.key(spec), exc))
 
     def get(self, spec: ModelSpec) -> object:

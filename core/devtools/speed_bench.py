@@ -228,26 +228,37 @@ def bench_cold(runs: int = 3, repeats: int = 3) -> dict:
         root = Path(__file__).resolve().parents[2]
         cold_tweets = set()
         for _ in range(runs):
-            start = time.perf_counter()
+            start, children = time.perf_counter(), _children_cpu()
             proc = subprocess.run(args, cwd=root, env=env, capture_output=True, text=True, check=True)
-            wall = time.perf_counter() - start
+            wall, cpu = time.perf_counter() - start, _children_cpu() - children
             data = json.loads(proc.stdout)
             cold_tweets.add(data["tweet"])
-            out["runs"].append({"wall_s": wall, **data["cold_timings"]})
+            out["runs"].append({"wall_s": wall, "cpu_s": cpu, **data["cold_timings"]})
         pipeline = Pipeline()
         request = PredictRequest(**REQUEST, media=str(path))
         pipeline.predict(request)  # loads and first calls
-        warm, warm_tweets = [], set()
+        warm, warm_cpu, warm_tweets = [], [], set()
         for _ in range(repeats):
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             warm_tweets.add(pipeline.predict(request).tweet)
             warm.append(time.perf_counter() - start)
+            warm_cpu.append(time.process_time() - start_cpu)
     out["cold_s"] = _median([r["wall_s"] for r in out["runs"]])
     out["warm_s"] = _median(warm)
     out["ratio"] = out["cold_s"] / out["warm_s"]
+    out["cold_cpu_s"] = _median([r["cpu_s"] for r in out["runs"]])
+    out["warm_cpu_s"] = _median(warm_cpu)
+    out["cpu_ratio"] = out["cold_cpu_s"] / out["warm_cpu_s"]
     out["same_tweet"] = cold_tweets == warm_tweets and len(warm_tweets) == 1
     out["load_avg_after"] = _load()
     return out
+
+
+def _children_cpu() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def cold_table(r: dict) -> str:
@@ -255,6 +266,8 @@ def cold_table(r: dict) -> str:
     rows = [f"m2t predict on the poster as a new process (median of {len(r['runs'])}) vs warm in one process",
             f"  new process, wall clock: {r['cold_s']:.2f} s   warm: {r['warm_s']:.2f} s   ratio {r['ratio']:.2f}x   "
             f"{'same tweet' if r['same_tweet'] else 'TWEETS DIFFER'}",
+            f"  CPU seconds (all threads; less sensitive to other work on the machine): new process "
+            f"{r['cold_cpu_s']:.2f}, warm {r['warm_cpu_s']:.2f}, ratio {r['cpu_ratio']:.2f}x",
             "  where the median run's seconds went:"]
     for kind, parts in median_run.items():
         if isinstance(parts, dict):
