@@ -10,7 +10,7 @@ from app.models import load_with_status
 from app.settings import page_settings
 from app.uploads import process_uploads
 from app.widgets import IMAGE_TYPES, VIDEO_TYPES, download, labels_table, thumbnail
-from core.stages.caption import caption_images
+from core.stages.caption import CONFIDENT_SCORE, caption_images
 
 RESULTS_KEY = "captioning.results"
 
@@ -29,7 +29,7 @@ def caption_files(uploads: list) -> list[dict]:
     def work(upload, media, row: dict) -> None:
         captions = caption_images(captioner, media.images)
         row.update(caption="; ".join(dict.fromkeys(c.caption for c in captions)), labels=captions[0].labels,
-                   frames=len(media.images), thumb=thumbnail(media.images[0]))
+                   guess=captions[0].guess, frames=len(media.images), thumb=thumbnail(media.images[0]))
 
     return process_uploads(uploads, spec.model, work, needs="image", missing="no picture to caption (audio only?)")
 
@@ -42,11 +42,11 @@ results = st.session_state.get(RESULTS_KEY, [])
 if results:
     ok = [r for r in results if "error" not in r]
     table = pd.DataFrame([
-        {"file": r["file"], "caption": r["caption"],
+        {"file": r["file"], "caption": r["caption"], "guess": r.get("guess", ""),
          "labels": "; ".join(f"{label} ({score:.0%})" for label, score in r["labels"]),
          "seconds": round(r["seconds"], 3), "model": r["model"]}
         for r in ok
-    ], columns=["file", "caption", "labels", "seconds", "model"])
+    ], columns=["file", "caption", "guess", "labels", "seconds", "model"])
     st.subheader(f"{len(ok)} of {len(results)} files captioned")
     download("Download captions (CSV)", table.to_csv(index=False), "captions.csv", "text/csv",
              key="captioning.csv")
@@ -60,6 +60,9 @@ if results:
                 st.image(r["thumb"], caption=r["file"])
             with text_col:
                 st.markdown(f"**{r['caption']}**")
+                if r.get("guess"):  # the caption gate kept a weak top label out of the caption
+                    st.caption(f":material/help: a guess, not the subject: {r['guess']} "
+                               f"({r['labels'][0][1]:.0%}, below the {CONFIDENT_SCORE:.0%} the gate needs)")
                 labels_table(r["labels"])
                 frames = f" from {r['frames']} keyframes" if r["frames"] > 1 else ""
                 st.caption(f":material/timer: {r['seconds'] * 1000:.0f} ms{frames} · {r['model']}")

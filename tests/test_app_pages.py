@@ -319,7 +319,9 @@ def test_captioning_page_captions_images_and_a_gif(poster_path):
     assert not at.error, [e.value for e in at.error]
     results = at.session_state["captioning.results"]
     assert [r["file"] for r in results] == ["poster.png", "flash.gif"]
-    assert all(r["caption"].startswith("a photo of") for r in results)
+    # Neither a poster nor a flat colour is an ImageNet class: each caption stays "a photo", the label a guess.
+    assert all(r["caption"].startswith("a photo") for r in results)
+    assert all(r["guess"].startswith("a photo of") for r in results if r["caption"] == "a photo")
     assert len(at.dataframe) == 2  # a top-k labels table per file
     assert any(b.label == "Download captions (CSV)" for b in at.download_button)
 
