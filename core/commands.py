@@ -244,7 +244,23 @@ def run_predict(args) -> int:
         emit(data, False, "\n".join(lines))
     else:
         emit(data, True, "")
+    _release(loads, pipeline)
     return 0
+
+
+def _release(loads, pipeline) -> None:
+    """Wait for the background lanes (a lane may still be priming the LLM) and free the models here, in the main
+    thread, before the interpreter shuts down: a CTranslate2 generator torn down during interpreter finalisation
+    while a daemon thread was inside it aborted the process ('terminate called without an active exception')."""
+    import gc
+
+    from core import model_cache
+
+    for thread in loads.threads:
+        thread.join()
+    pipeline.release()
+    model_cache.clear()
+    gc.collect()
 
 
 def run_batch(args) -> int:
@@ -370,11 +386,11 @@ def add_history_flags(p: argparse.ArgumentParser) -> None:
                    "earlier tweets become examples in the prompt (same account first, nearest by media text)")
     p.add_argument("--examples", type=non_negative_int, default=3, metavar="K",
                    help="history tweets per prompt (default 3; 0: none)")
-    p.add_argument("--no-brand-kit", action="store_true", help="with --history: leave the tweet as the model wrote "
-                   "it (the brand kit otherwise adds the brand's sign-off, hashtag and emoji where they are missing)")
     p.add_argument("--rank", choices=("grounding", "likes"), default="grounding",
                    help="with --history: the candidate put first: the grounding check's best (default), or the one "
                    "with the most predicted likes among those the grounding check passes (see docs/engagement.md)")
+    p.add_argument("--no-brand-kit", action="store_true", help="with --history: leave the tweet as the model wrote "
+                   "it (the brand kit otherwise adds the brand's sign-off, hashtag and emoji where they are missing)")
 
 
 def configure_caption(p: argparse.ArgumentParser) -> None:

@@ -290,6 +290,11 @@ class Pipeline:
         self._models: dict[str, object] = {}
         self.load_seconds: dict[str, float] = {}
 
+    def release(self) -> None:
+        """Drop this pipeline's references to its models (a shared cache may still hold them), so a command can
+        free them deterministically before the interpreter exits."""
+        self._models.clear()
+
     def model(self, task: str) -> Any:
         """The loaded model of stage ``task`` (its type depends on the stage and backend), loading it once."""
         if task not in self._models:

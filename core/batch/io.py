@@ -27,6 +27,7 @@ from core.errors import UserError
 from core.media.dump_field import looks_like_dump, parse_media_field
 from core.media.fetch import is_url
 from core.outputs import writable_file
+from core.pipeline import PredictRequest
 from core.tables import TWEET_REQUIRED, formula_safe, formula_unsafe, read_tweet_dump
 
 if TYPE_CHECKING:  # the pipeline imports torch: the checks below must fail in a second, before that
@@ -53,8 +54,6 @@ def parse_likes(value) -> int | None:
 
 
 def row_request(row: pd.Series, base_dir: Path) -> PredictRequest:
-    from core.pipeline import PredictRequest
-
     media = str(row.get("media", "") or "").strip()
     return PredictRequest(
         company=row["inferred company"],

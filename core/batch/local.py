@@ -42,9 +42,9 @@ def run_batch(
     history: HistoryIndex | None = None,
     history_k: int = 3,
     allow_local: bool = True,
-    brand_kit: bool = True,
     likes_model: LikesModel | None = None,
     rank: str = "grounding",
+    brand_kit: bool = True,
 ) -> pd.DataFrame:
     """Predict a tweet for every row not yet in ``out_path``; returns the full output table (unguarded).
 

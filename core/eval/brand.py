@@ -31,7 +31,9 @@ from core.brand.retrieval import HistoryIndex
 from core.brand.split import Split, split_dump
 from core.brand.voice import BrandVoice
 from core.errors import UserError
+from core.eval.scoring import score, shuffled_floor
 from core.stages.grounding import NEAR_COPY_RATIO, is_thin, labels_named, near_copy
+from core.tables import read_tweet_dump
 
 if TYPE_CHECKING:
     from core.eval.datasets import Dataset, Item
@@ -108,8 +110,6 @@ def prepare(
             dataset = replace(dataset, items=dataset.items[:limit], limited=len(dataset.items) > limit)
         return dataset, BrandEval(k=k, kit=kit)
     if split is not None:
-        from core.tables import read_tweet_dump
-
         frame = read_tweet_dump(dataset.path)
         chosen = split_dump(frame, split, cutoff=cutoff, seed=seed, where=str(dataset.path))
         rest = frame[~chosen.test]
@@ -163,8 +163,6 @@ def details(prediction: Prediction) -> dict[str, str]:
 
 
 def _has_marker(text: str, markers: list[str]) -> bool:
-    from core.brand.voice import BrandVoice
-
     voice = BrandVoice(hashtags=[m for m in markers if m.startswith("#")],
                        emojis=[m for m in markers if not m.startswith("#") and not any(c.isalnum() for c in m)],
                        signoffs=[m for m in markers if not m.startswith("#") and any(c.isalnum() for c in m)])
@@ -286,8 +284,6 @@ def brand_quality(brand: BrandEval, items: list[Item], predictions: list[str], r
 
 def floor_metrics(predictions: list[str], references: list[str], seed: int = 0) -> dict[str, float]:
     """``raw_*``, ``floor_*`` and ``floor_raw_*`` for BLEU, BLEU-1..4, ROUGE-L and CIDEr-D (no bootstrap)."""
-    from core.eval.scoring import score, shuffled_floor
-
     if len(predictions) < 2:
         return {}
     raw = score("llm", predictions, references, 0, "raw")["metrics"]

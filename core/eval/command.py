@@ -28,15 +28,13 @@ from typing import TYPE_CHECKING, Any
 
 from core.console import emit, non_negative_int, positive_int, say
 from core.errors import MediaError, UserError
-from core.eval import brand as brand_eval
-from core.eval.brand import LABELS as BRAND_LABELS
-from core.eval.brand import BrandEval
 from core.eval.datasets import TASKS, Dataset, Item, load_dataset, normalize_task, read_predictions
 from core.eval.scoring import LABELS, SAMPLE_METRIC, record_run, score, signature_groups
 from core.eval.store import RunRecord, SampleRecord, StoreError, check_store, default_store_path, save_unrecorded
 from core.stages.llm import GenerationConfig
 
 if TYPE_CHECKING:
+    from core.eval.brand import BrandEval
     from core.pipeline import Pipeline
 
 EXTERNAL_MODEL = "external"
@@ -164,6 +162,7 @@ def _predict_tweets(
     import pandas as pd
 
     from core.batch import row_request
+    from core.eval import brand as brand_eval  # pandas and the history reader: only tweet runs pay for them
     outcomes = []
     for chunk in _chunks(data.items, cfg.batch_size):
         requests = [row_request(pd.Series(item.row), data.base_dir) for item in chunk]
@@ -310,6 +309,8 @@ def evaluate(cfg: EvalConfig, *, pipeline: Pipeline | None = None) -> Evaluation
     the rest as brand history; ``history`` names a separate history dump; ``examples`` is how many history
     tweets each prompt shows (0: none, the no-history baseline on the same rows). See :mod:`core.eval.brand`.
     """
+    from core.eval import brand as brand_eval  # as in _predict_tweets: `m2t --help` must not import pandas
+
     task, data, limit, history, split = normalize_task(cfg.task), cfg.data, cfg.limit, cfg.history, cfg.split
     predictions, model, adapter, db = cfg.predictions, cfg.model, cfg.adapter, cfg.db
     brand = None
@@ -388,6 +389,8 @@ def _format_value(key: str, value: float) -> str:
 
 def summary_table(evaluation: Evaluation) -> str:
     """The human summary: what ran on what, each metric with its 95 % bootstrap interval."""
+    from core.eval.brand import LABELS as BRAND_LABELS
+
     run = evaluation.run
     skipped = f" ({evaluation.dropped} rows without a reference skipped)" if evaluation.dropped else ""
     lines = [
