@@ -45,6 +45,9 @@ def _waiting_line(spec: ModelSpec) -> str:
 
 def get_model(spec: ModelSpec, notify: Callable[[str], None] | None = None) -> object:
     """The model for ``spec``; when it is not loaded yet, ``notify`` hears which one is loading and when it is in."""
+    running = preload.current()
+    if running is not None:
+        running.visitor.set()
     if model_cache.is_loaded(spec):
         return model_cache.get(spec)
     start = time.perf_counter()

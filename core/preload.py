@@ -164,6 +164,9 @@ class Preload:
     seconds: dict[str, float] = field(default_factory=dict)  # task → load seconds
     errors: dict[str, str] = field(default_factory=dict)  # task → one line
     warm_s: float | None = None
+    # Set once a visitor's prediction asks for a model (app.models): a warm-up not yet started would then only
+    # compete with that prediction for the CPU, and that prediction makes the models' first calls anyway.
+    visitor: threading.Event = field(default_factory=threading.Event)
 
     @property
     def running(self) -> bool:
@@ -212,9 +215,11 @@ def start(specs: dict[str, ModelSpec] | None = None, *, log: Log = print, warm: 
     def run() -> None:
         try:
             first = [s for t, s in preload.specs.items() if t not in AFTER_WARM_UP]
-            for thread in prefetch(first, by="preload", on_loaded=loaded, on_error=failed):
+            for thread in prefetch(first, by="preload", on_loaded=loaded, on_error=failed, prime=True):
                 thread.join()
-            if warm and not preload.errors:
+            if warm and not preload.errors and preload.visitor.is_set():
+                log("preload: no warm-up prediction: a visitor's prediction already made the first calls")
+            elif warm and not preload.errors:
                 try:
                     preload.warm_s = warm_up(preload.specs)
                 except Exception as exc:  # a warm-up failure costs speed, never the server

@@ -93,3 +93,12 @@ def test_the_tweet_page_uses_the_models_the_preload_loaded(no_preload_yet, poste
     assert POSTER_TEXT.split()[0] in at.session_state["tweet.last"].prediction.analysis.ocr
     assert dict(models.LOADS) == loads, "the page loaded no model of its own"
     assert all(model_cache.get(spec) is preloaded[task] for task, spec in specs.items()), "the same objects"
+
+
+@pytest.mark.slow
+def test_a_page_asking_for_a_model_tells_the_preload_a_visitor_is_here(no_preload_yet) -> None:
+    running = preload.Preload(specs={})
+    preload._CURRENT = running
+    assert not running.visitor.is_set()
+    models.get_model(replace(resolve("caption", device="cpu"), dtype="float32 app test"))
+    assert running.visitor.is_set(), "a warm-up not yet started is skipped"

@@ -53,3 +53,15 @@ def test_a_model_that_fails_is_reported_and_the_others_still_load(no_preload_yet
     assert started.warm_s is None, "no warm-up prediction with a model missing"
     assert any("caption model" in line and "failed to load" in line for line in lines)
     assert lines[-1].startswith("Models ready: 1 of 2 loaded with errors")
+
+
+@pytest.mark.slow
+def test_no_warm_up_once_a_visitor_is_already_predicting(no_preload_yet) -> None:
+    spec = replace(resolve("caption", device="cpu"), dtype="float32 preload test 3")  # a real load, not cached
+    lines: list[str] = []
+    started = preload.start({"caption": spec}, log=lines.append)
+    started.visitor.set()  # what app.models does when a visitor's prediction asks for a model
+    assert started.done.wait(timeout=300)
+    assert started.warm_s is None
+    assert any("no warm-up prediction" in line for line in lines)
+    assert model_cache.is_loaded(spec)
