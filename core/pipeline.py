@@ -266,8 +266,8 @@ class Pipeline:
 
     ``specs`` maps each stage (``caption``, ``ocr``, ``asr``, ``llm``) to its model; stages not given come
     from ``profile`` (the registry's default profile when None). ``loader`` is how a spec becomes a model:
-    the app passes Streamlit-cached loaders so several visitors share one copy. A pipeline is meant to be
-    kept and reused: its models stay loaded for the next request.
+    the app and ``m2t serve`` pass loaders that read ``core/model_cache.py``, so every visitor shares one copy.
+    A pipeline is meant to be kept and reused: its models stay loaded for the next request.
 
     >>> pipeline = Pipeline(profile="offline")
     >>> prediction = pipeline.predict(PredictRequest(company="Acme", username="acme", date="2024-05-01 09:00",
