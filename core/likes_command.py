@@ -29,23 +29,9 @@ SOURCES = {"account": "account", "company": "company's account", "global": "pool
 
 def read_likes_output(out_path: Path) -> pd.DataFrame | None:
     """A previous ``m2t likes`` output as written (formula guards removed), or None when there is none yet."""
-    import pandas as pd
+    from core.batch.io import read_output
 
-    from core.tables import formula_unsafe
-
-    if not out_path.exists():
-        return None
-    try:
-        done = pd.read_csv(out_path, dtype=str, keep_default_na=False)
-    except pd.errors.EmptyDataError:
-        return None
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError, OSError) as exc:
-        raise UserError(f"{out_path} exists and is not a readable CSV ({str(exc).splitlines()[0]}); "
-                        "choose another --out") from None
-    done = formula_unsafe(done)
-    if "predicted_likes" not in done.columns:
-        raise UserError(f"{out_path} exists and is not an m2t likes output; choose another --out")
-    return done
+    return read_output(out_path, "predicted_likes", "an m2t likes output")
 
 
 def check_likes_output(out_path: Path, in_path: Path, history_path: Path) -> None:

@@ -137,8 +137,10 @@ def row_keys(frame: pd.DataFrame) -> list[str]:
     return keys
 
 
-def read_output(out_path: Path) -> pd.DataFrame | None:
-    """A previous run's output as it was generated (formula guards removed), or None if there is none yet."""
+def read_output(out_path: Path, marker: str = "generated", kind: str = "a Media2Tweet output") -> pd.DataFrame | None:
+    """A previous run's output as it was generated (formula guards removed), or None if there is none yet.
+
+    ``marker`` is the column that tells this command's output apart (``m2t likes`` passes ``predicted_likes``)."""
     if not out_path.exists():
         return None
     try:
@@ -149,8 +151,8 @@ def read_output(out_path: Path) -> pd.DataFrame | None:
         raise UserError(f"{out_path} exists and is not a readable CSV ({str(exc).splitlines()[0]}); "
                         "choose another --out") from None
     done = formula_unsafe(done)
-    if "generated" not in done.columns:
-        raise UserError(f"{out_path} exists and is not a Media2Tweet output; choose another --out")
+    if marker not in done.columns:
+        raise UserError(f"{out_path} exists and is not {kind}; choose another --out")
     return done
 
 
