@@ -16,6 +16,7 @@ from functools import lru_cache
 import streamlit as st
 
 from app import models
+from core.devices import cuda_available
 from core.errors import UserError
 from core.registry import ENGINES, TASKS, ModelSpec, aliases, current_profile, load_registry, profiles, resolve
 from core.stages.llm import GenerationConfig
@@ -87,9 +88,7 @@ def _default_profile() -> str:
 @lru_cache(maxsize=1)
 def device_options() -> tuple[str, ...]:
     """``cuda`` is offered only where a GPU is visible: choosing it elsewhere could only fail."""
-    import torch
-
-    return ("auto", "cpu", "cuda") if torch.cuda.is_available() else ("auto", "cpu")
+    return ("auto", "cpu", "cuda") if cuda_available() else ("auto", "cpu")
 
 
 def current_settings() -> Settings:
