@@ -37,9 +37,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import shutil
 import zlib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -49,6 +47,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from core.brand import cache
 from core.brand.history import account_key, dump_digest
 from core.errors import UserError
 from core.media.dump_field import looks_like_dump, max_field_chars, parse_media_field
@@ -788,24 +787,13 @@ def load_or_fit(history: str | Path | LikesHistory, cache_root: Path | None = No
     if not isinstance(history, LikesHistory):
         history = read_likes_history(history)
     root = (cache_root or cache_dir() / "likes") / f"{history.digest}-v{MODEL_VERSION}"
-    if (root / ".complete").exists():
+    if cache.is_complete(root):
         try:
             return LikesModel.load(root)
         except (OSError, ValueError, KeyError, TypeError):
-            shutil.rmtree(root, ignore_errors=True)
+            cache.discard(root)
     model = fit(history)
-    try:
-        root.parent.mkdir(parents=True, exist_ok=True)
-        tmp = root.with_name(f".{root.name}.{os.getpid()}.tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        model.save(tmp)
-        (tmp / ".complete").write_text(str(history.path))
-        if root.exists():
-            shutil.rmtree(tmp, ignore_errors=True)  # another process cached it meanwhile
-        else:
-            tmp.rename(root)
-    except OSError:
-        pass  # no writable cache: the model still works, it is fitted again next time
+    cache.publish(root, model.save, history.path)  # no writable cache: the model still works, refitted next time
     return model
 
 

@@ -14,14 +14,13 @@ A brand with no earlier tweet gets the nearest tweets of other brands, and the r
 from __future__ import annotations
 
 import math
-import os
-import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from core.brand import cache
 from core.brand.history import History, account_key, parse_date, read_history
 from core.brand.voice import BrandVoice, learn_voice
 from core.registry import cache_dir
@@ -130,30 +129,18 @@ class HistoryIndex:
 
         import bm25s
 
-
         root = (cache_root or cache_dir() / "history") / f"{history.digest}-v{INDEX_VERSION}"
         start = time.perf_counter()
-        if (root / ".complete").exists():
+        if cache.is_complete(root):
             try:
                 retriever = bm25s.BM25.load(str(root), mmap=True, show_progress=False)
                 return cls(history, retriever, time.perf_counter() - start, cached=True)
             except (OSError, ValueError):
-                shutil.rmtree(root, ignore_errors=True)  # a damaged cache is rebuilt, never trusted
+                cache.discard(root)  # a damaged cache is rebuilt, never trusted
         retriever = bm25s.BM25()
         retriever.index(_tokenize(history.content, _stemmer()), show_progress=False)
         build_s = time.perf_counter() - start
-        try:
-            root.parent.mkdir(parents=True, exist_ok=True)
-            tmp = root.with_name(f".{root.name}.{os.getpid()}.tmp")
-            shutil.rmtree(tmp, ignore_errors=True)
-            retriever.save(str(tmp), show_progress=False)
-            (tmp / ".complete").write_text(str(history.path))
-            if root.exists():
-                shutil.rmtree(tmp, ignore_errors=True)  # another process cached it meanwhile
-            else:
-                tmp.rename(root)
-        except OSError:
-            pass  # no writable cache: the index still works, it is just built again next time
+        cache.publish(root, lambda folder: retriever.save(str(folder), show_progress=False), history.path)
         return cls(history, retriever, build_s)
 
     @classmethod
