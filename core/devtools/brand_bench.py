@@ -8,12 +8,12 @@ the way a batch run asks them (an account, a poster's text, a date cut, top 3 wi
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from core.devtools.phases import run_phase
 from core.eval.store import machine_description
 
 _PHASE = r"""
@@ -56,10 +56,7 @@ print(json.dumps(out))
 
 
 def _phase(name: str, dump: Path, cache: Path, n_queries: int) -> dict:
-    root = Path(__file__).resolve().parents[2]
-    proc = subprocess.run([sys.executable, "-c", _PHASE, name, str(dump), str(cache), str(n_queries)], cwd=root,
-                          capture_output=True, text=True, check=True)
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return run_phase(_PHASE, name, dump, cache, n_queries, what=f"history index bench phase {name}")
 
 
 def bench_history_index(rows: int = 300_000, brands: int = 2_000, n_queries: int = 1_000) -> dict:

@@ -11,12 +11,12 @@ RMSE of ``log(1 + likes)`` beside the account-median baseline, so the speed come
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from core.devtools.phases import run_phase
 from core.eval.store import machine_description
 
 _PHASE = r"""
@@ -54,12 +54,7 @@ print(json.dumps(out))
 
 
 def _phase(name: str, history: Path, data: Path, cache: Path) -> dict:
-    root = Path(__file__).resolve().parents[2]
-    proc = subprocess.run([sys.executable, "-c", _PHASE, name, str(history), str(data), str(cache)], cwd=root,
-                          capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise RuntimeError(f"likes bench phase {name} failed:\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return run_phase(_PHASE, name, history, data, cache, what=f"likes bench phase {name}")
 
 
 def bench_likes(fit_rows: int = 300_000, predict_rows: int = 100_000, brands: int = 2_000) -> dict:
