@@ -327,7 +327,7 @@ def run_prepare(args) -> int:
     from core.model_files import convert_gguf, easyocr_dir, whisper_dir
     from core.registry import aliases, resolve
 
-    wanted = {task: resolve(task, profile=args.profile).model for task in ("ocr", "asr", "llm")}
+    wanted = {task: resolve(task, profile=args.profile).model for task in ("caption", "ocr", "asr", "llm")}
     for name, alias in aliases().items():
         if not args.all and name not in wanted.values():
             continue
@@ -340,6 +340,15 @@ def run_prepare(args) -> int:
             say(f"{name} (ctranslate2): {llm_ct2.convert(spec, llm_ct2.prepare_device(spec))}")
         elif alias.backend == "faster-whisper":
             say(f"{name}: {whisper_dir(spec)}")
+        elif alias.backend == "efficientnet":
+            from core.errors import ModelUnavailableError
+            from core.stages import caption_onnx
+
+            try:  # the captioner on ONNX Runtime (same labels, no torch import); without it captioning keeps torch
+                exported = caption_onnx.export_captioner(caption_onnx.weights_file(spec))
+                say(f"{name} (ONNX Runtime): {exported}")
+            except ModelUnavailableError as exc:
+                say(f"note: {exc}")
         elif alias.backend == "easyocr":
             say(f"{name}: {easyocr_dir(spec)}")
             from core.errors import ModelUnavailableError

