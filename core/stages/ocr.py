@@ -17,7 +17,10 @@ alone on an image may go unseen (nothing found on the copy means no second pass)
 ``M2T_OCR_COARSE_SIDE=0`` always detects at full scale.
 
 On a CPU the detector runs on ONNX Runtime when ``m2t prepare`` exported it (:mod:`core.stages.ocr_onnx`:
-the same boxes, faster, and a lighter load); otherwise on torch in channels-last memory format.
+the same boxes, faster, and a lighter load); otherwise on torch in channels-last memory format. When prepare
+also exported the recogniser (:mod:`core.stages.ocr_recogniser_onnx`), the whole reader runs without torch,
+torchvision or easyocr (:mod:`core.stages.ocr_torchfree`): the same boxes, texts and confidences, without the
+~5.5 s their imports cost a cold ``m2t predict``.
 """
 
 from __future__ import annotations
@@ -33,7 +36,8 @@ from core.devices import pick_device
 from core.errors import ModelUnavailableError, UserError
 from core.model_files import easyocr_dir
 from core.registry import ModelSpec
-from core.stages import ocr_onnx
+from core.stages import ocr_onnx, ocr_torchfree
+from core.stages.ocr_detect import reformat_input
 
 MIN_CONFIDENCE = 0.2  # below this EasyOCR mostly reads texture as letters
 COARSE_SIDE = 512  # px, the first detection pass's long side (M2T_OCR_COARSE_SIDE; 0: full scale only)
@@ -77,6 +81,7 @@ class OcrReader:
     reader: object
     coarse_side: int = COARSE_SIDE
     detector: str = "torch"  # what runs text detection: "onnx" (ONNX Runtime, see core.stages.ocr_onnx) or "torch"
+    runtime: str = "torch"  # "onnx": no torch/easyocr at all (core.stages.ocr_torchfree); "torch": easyocr.Reader
 
 
 def coarse_side_from_env() -> int:
@@ -91,10 +96,15 @@ def coarse_side_from_env() -> int:
 
 def load_ocr(spec: ModelSpec) -> OcrReader:
     coarse_side = coarse_side_from_env()  # a bad value is a one-line error before the weights load
-    import easyocr
-
     gpu = pick_device(spec.device).startswith("cuda")
     folder = easyocr_dir(spec)
+    # On a CPU with both exports from `m2t prepare`: no torch, torchvision or easyocr at all (~5.5 s of a cold start)
+    found = ocr_torchfree.exports(folder) if not gpu and ocr_onnx.enabled() else None
+    if found is not None:
+        return OcrReader(spec=spec, reader=ocr_torchfree.load(*found), coarse_side=coarse_side, detector="onnx",
+                         runtime="onnx")
+    import easyocr
+
     weights = folder / ocr_onnx.WEIGHTS
     # On a CPU, the detector's ONNX export when `m2t prepare` made one for these weights (then EasyOCR need not
     # load its torch detector at all); otherwise, or on a GPU, EasyOCR's torch detector.
@@ -165,9 +175,8 @@ def detect(ocr: OcrReader, rgb: np.ndarray) -> tuple[list, list]:
 
 
 def read_text(ocr: OcrReader, image: Image.Image) -> OcrResult:
-    from easyocr.utils import reformat_input
-
-    rgb, grey = reformat_input(np.asarray(image.convert("RGB")))  # what readtext() does: the same grey image
+    # easyocr.utils.reformat_input, vendored: what readtext() does (the same grey image), without importing easyocr
+    rgb, grey = reformat_input(np.asarray(image.convert("RGB")))
     horizontal, free = detect(ocr, rgb)
     raw = ocr.reader.recognize(grey, horizontal, free, paragraph=False) if horizontal or free else []
     boxes = [

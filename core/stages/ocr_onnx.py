@@ -114,8 +114,11 @@ class OnnxDetector:
     def __repr__(self) -> str:
         return f"OnnxDetector({self.path.name!r})"
 
+    def maps(self, x: np.ndarray) -> np.ndarray:
+        """Score and link maps (N, H/2, W/2, 2) for a normalised batch (N, 3, H, W): the torch-free reader's call."""
+        return self.session.run(None, {"image": np.ascontiguousarray(x, dtype=np.float32)})[0]
+
     def __call__(self, x: Any) -> tuple[Any, None]:
         import torch
 
-        maps = self.session.run(None, {"image": np.ascontiguousarray(x.numpy(), dtype=np.float32)})[0]
-        return torch.from_numpy(maps), None
+        return torch.from_numpy(self.maps(x.numpy())), None
