@@ -1,8 +1,8 @@
 """``m2t bench --ocr | --cold | --serve``: the first tweet against the tenth, measured in one run each.
 
-* ``--ocr``: EasyOCR's detector on ONNX Runtime against torch on rendered images: the same boxes?
-  seconds per image (alternating, median), and a warm image→tweet with each (the time the rest of
-  the round can spend);
+* ``--ocr``: the torch-free OCR reader (CRAFT and the recogniser's features on ONNX Runtime, its int8
+  BiLSTMs in numpy) against easyocr's torch path on rendered images: the same boxes, texts and
+  confidences? seconds per image (alternating, median), the load, and a warm image→tweet with each;
 * ``--cold``: ``m2t predict`` as a new process (``--timings``: where its seconds go) against a warm
   prediction of the same input in this process;
 * ``--serve``: ``m2t serve`` driven by headless Chromium as visitors do: the first visitor clicking
@@ -21,7 +21,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -74,16 +73,18 @@ def ocr_images() -> dict[str, Any]:
 
 
 def bench_ocr(repeats: int = 5) -> dict:
-    """Torch and ONNX Runtime detectors on the same images: equal results, seconds (alternating, median), load."""
+    """easyocr on torch against the torch-free reader on the same images: equal results, seconds
+    (alternating, median), load (in this process: torch is already imported for the torch side)."""
     from dataclasses import replace
 
     from core.model_files import easyocr_dir
     from core.registry import resolve
-    from core.stages import ocr_onnx
+    from core.stages import ocr_onnx, ocr_recogniser_onnx
     from core.stages.ocr import load_ocr, read_text
 
     spec = resolve("ocr", device="cpu")
     ocr_onnx.export_detector(easyocr_dir(spec) / ocr_onnx.WEIGHTS)
+    ocr_recogniser_onnx.export_recogniser(easyocr_dir(spec) / ocr_recogniser_onnx.WEIGHTS)
     out: dict = {"load_avg_before": _load(), "repeats": repeats, "images": {}}
     readers, loads = {}, {"torch": [], "onnx": []}
     for _ in range(2):  # the second round is the one a cached-file load pays
@@ -93,7 +94,7 @@ def bench_ocr(repeats: int = 5) -> dict:
             readers[name] = load_ocr(replace(spec))
             loads[name].append(time.perf_counter() - start)
     os.environ.pop(ocr_onnx.ONNX_ENV, None)
-    assert readers["onnx"].detector == "onnx" and readers["torch"].detector == "torch"
+    assert readers["onnx"].runtime == "onnx" and readers["torch"].detector == "torch"
     out["load_s"] = {name: seconds[-1] for name, seconds in loads.items()}
     for label, image in ocr_images().items():
         results = {name: read_text(reader, image) for name, reader in readers.items()}  # warm-up, and the check
@@ -105,12 +106,16 @@ def bench_ocr(repeats: int = 5) -> dict:
                 read_text(reader, image)
                 times[name].append(time.perf_counter() - start)
                 cpu[name].append(time.process_time() - start_cpu)
-        same = [asdict(b) for b in results["torch"].boxes] == [asdict(b) for b in results["onnx"].boxes]
+        pairs = list(zip(results["torch"].boxes, results["onnx"].boxes, strict=False))
+        same = len(results["torch"].boxes) == len(results["onnx"].boxes) and all(
+            a.box == b.box and a.text == b.text for a, b in pairs)
+        confidence_diff = max((abs(a.confidence - b.confidence) for a, b in pairs), default=0.0)
         out["images"][label] = {"torch_s": _median(times["torch"]), "onnx_s": _median(times["onnx"]),
                                 "speedup": _median(times["torch"]) / _median(times["onnx"]),
                                 "torch_cpu_s": _median(cpu["torch"]), "onnx_cpu_s": _median(cpu["onnx"]),
                                 "cpu_ratio": _median(cpu["torch"]) / _median(cpu["onnx"]),
                                 "same_boxes_and_text": same and results["torch"].text == results["onnx"].text,
+                                "max_confidence_diff": confidence_diff,
                                 "text": results["onnx"].text}
     out["all_equal"] = all(r["same_boxes_and_text"] for r in out["images"].values())
     out["detector_one_thread"] = detector_cpu(readers["onnx"].reader.detector.path, repeats)
@@ -194,12 +199,14 @@ def bench_warm_tweet(readers: dict[str, Any], repeats: int) -> dict:
 
 
 def ocr_table(r: dict) -> str:
-    rows = [f"OCR detector: torch (channels-last) vs ONNX Runtime, median of {r['repeats']} alternating runs",
+    rows = [f"OCR: easyocr on torch vs the torch-free reader (ONNX Runtime + int8 numpy), median of {r['repeats']} "
+            "alternating runs",
             f"  {'image':<40}{'torch s':>9}{'onnx s':>9}{'speed-up':>10}{'CPU s torch/onnx':>20}  same boxes"]
     for label, i in r["images"].items():
         same = "yes" if i["same_boxes_and_text"] else "NO"
+        conf = f" (confidence ±{i['max_confidence_diff']:.0e})" if "max_confidence_diff" in i else ""
         rows.append(f"  {label:<40}{i['torch_s']:>9.2f}{i['onnx_s']:>9.2f}{i['speedup']:>9.2f}x"
-                    f"{i['torch_cpu_s']:>10.2f} / {i['onnx_cpu_s']:<7.2f}  {same}")
+                    f"{i['torch_cpu_s']:>10.2f} / {i['onnx_cpu_s']:<7.2f}  {same}{conf}")
     rows.append("  one detector pass on one thread, CPU seconds (the work done, whatever else runs):")
     rows += [f"    {shape:<38}{d['torch_cpu_s']:>9.2f}{d['onnx_cpu_s']:>9.2f}{d['ratio']:>9.2f}x"
              for shape, d in r["detector_one_thread"].items()]

@@ -19,12 +19,13 @@ from core.stages.ocr_recognise import Recogniser
 class TorchFreeReader:
     """``detect`` and ``recognize`` with ``easyocr.Reader``'s signatures for the arguments core.stages.ocr passes."""
 
-    def __init__(self, detector: Detector, recogniser: Recogniser) -> None:
-        self.detector, self.recogniser = detector, recogniser
-        self.detect, self.recognize = detector.detect, recogniser.recognize
+    def __init__(self, detection: Detector, recogniser: Recogniser) -> None:
+        self.detection, self.recogniser = detection, recogniser
+        self.detector = detection.network  # the OnnxDetector, where easyocr.Reader keeps its detector too
+        self.detect, self.recognize = detection.detect, recogniser.recognize
 
     def __repr__(self) -> str:
-        return f"TorchFreeReader({self.detector.network!r}, {self.recogniser!r})"
+        return f"TorchFreeReader({self.detector!r}, {self.recogniser!r})"
 
 
 def exports(folder: Path) -> tuple[Path, tuple[Path, Path]] | None:
