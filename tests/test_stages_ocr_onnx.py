@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -50,7 +50,10 @@ def test_onnx_and_torch_find_the_same_boxes_and_text(readers: dict, poster_path:
     images = {"poster": Image.open(poster_path), **ocr_images()}
     for name, image in images.items():
         got = {kind: read_text(reader, image) for kind, reader in readers.items()}
-        assert [asdict(b) for b in got["onnx"].boxes] == [asdict(b) for b in got["torch"].boxes], name
+        # with the recogniser's export too, the "onnx" reader is the torch-free one: confidences agree to ~1e-7
+        assert [(b.box, b.text) for b in got["onnx"].boxes] == [(b.box, b.text) for b in got["torch"].boxes], name
+        assert all(abs(a.confidence - b.confidence) <= 1e-4
+                   for a, b in zip(got["onnx"].boxes, got["torch"].boxes, strict=True)), name
         assert got["onnx"].text == got["torch"].text, name
     assert "SUMMER SALE" in read_text(readers["onnx"], images["poster"]).text
 
