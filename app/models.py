@@ -105,10 +105,14 @@ def _preload_status() -> None:
     if running is None or not running.running:
         st.rerun()
     pending = running.pending()
-    if pending:
+    if running.warming:
+        what = "loaded; running one warm-up prediction so yours starts at full speed"
+        if pending:
+            what += f" (then {', '.join(TASK_NAMES.get(s.task, s.task) for s in pending)})"
+    elif pending:
         names = ", ".join(f"{TASK_NAMES.get(s.task, s.task)} ({s.model})" for s in pending)
         what = f"still loading: {names}"
     else:
-        what = "loaded; running one warm-up prediction so yours starts at full speed"
+        what = "loaded"
     st.info(f"The server started {running.elapsed():.0f} s ago and its models are {what}. A prediction you start "
             "now waits for them and then runs as usual.", icon=":material/hourglass_top:")

@@ -5,12 +5,16 @@ long as the next one, and most of a one-tweet ``m2t predict`` was loading. Loads
 :mod:`core.model_cache`, so whoever asks later (a page, the pipeline) gets the very same object, or
 waits for the load in progress instead of starting a second copy.
 
-Loads run in two lanes (threads): the LLM (CTranslate2 and the ``tokenizers`` library: native code,
-no torch) beside the torch models (caption, OCR, speech), which share torch's import. Once the
-server's models are loaded, one small prediction runs through them (:func:`warm_up`): a model's
-first call costs more than its later ones (kernel selection for the shapes it sees, the LLM's cached
-few-shot prefix), and that first call should not be a visitor's. The server loads the speech model
-after that warm-up: most tweets start from an image, and the first visitor should not wait for it.
+Loads run in two lanes (threads): the LLM (CTranslate2 and the ``tokenizers`` library: native code)
+beside the media models (caption, OCR, speech) in the order a prediction uses them; without their ONNX
+exports the caption and OCR models share torch's import. The LLM's lane also fills its few-shot prefix
+cache (:func:`prime_llm`). A model on torch (or an LLM on transformers) is slower on its first call than
+on later ones (kernel selection for the shapes it sees), so when one is loaded, one small prediction
+runs through them (:func:`warm_up`) and that first call is not a visitor's. The offline profile's
+ONNX Runtime models are as fast on their first call as on later ones (measured: see
+:func:`needs_warm_up`), so the server skips that prediction, which would otherwise only compete with
+an early visitor's for the CPU. The server loads the speech model last: most tweets start from an
+image, and the first visitor should not wait for it.
 """
 
 from __future__ import annotations
@@ -28,8 +32,8 @@ from core.registry import TASKS, ModelSpec, resolve
 
 PRELOAD_ENV = "M2T_PRELOAD"  # 0/off/false/no: load each model on first use instead (small machines)
 OFF_VALUES = ("0", "off", "false", "no")
-TORCH_TASKS = ("caption", "ocr", "asr")  # one lane, in the order a prediction uses them
-# Loaded after the warm-up: most tweets start from an image, so the first visitor should not wait for speech.
+# Loaded after the image models (and their warm-up): most tweets start from an image, so the first visitor should
+# not wait for speech.
 AFTER_WARM_UP = ("asr",)
 WARM_UP_TEXT = "GRAND OPENING this Saturday"
 WARM_UP_TOKENS = 8  # enough to run the LLM's decode loop once the few-shot prefix is cached
@@ -43,7 +47,7 @@ def enabled(environ: dict[str, str] | None = None) -> bool:
 
 
 def lanes(specs: Iterable[ModelSpec]) -> list[list[ModelSpec]]:
-    """The LLM in a lane of its own, the torch models together (they share torch's import), in use order."""
+    """The LLM in a lane of its own, the media models together in use order (on torch they share its import)."""
     llm = [s for s in specs if s.task == "llm"]
     rest = sorted((s for s in specs if s.task != "llm"), key=lambda s: TASKS.index(s.task))
     return [lane for lane in (llm, rest) if lane]
@@ -154,6 +158,19 @@ def warm_up(specs: dict[str, ModelSpec]) -> float:
     return time.monotonic() - start
 
 
+def needs_warm_up(models: dict[str, Any]) -> bool:
+    """Whether a loaded model is slower on its first call than on later ones: a captioner or OCR on torch, an LLM
+    on transformers. On the offline profile's ONNX Runtime captioner and OCR and the primed CTranslate2 LLM the
+    first poster took as long as the next three (caption 0.016 s vs 0.014-0.022, OCR 1.44 s vs 1.18-1.47,
+    AMD EPYC 2 cores), so a warm-up prediction would only spend a second of CPU an early visitor could use."""
+    for task, model in models.items():
+        if task in ("caption", "ocr") and getattr(model, "runtime", "torch") != "onnx":
+            return True
+        if task == "llm" and getattr(model, "engine", "") != "ctranslate2":
+            return True
+    return False
+
+
 @dataclass
 class Preload:
     """The server's preload: what it loads, how far it got, what failed."""
@@ -164,6 +181,7 @@ class Preload:
     seconds: dict[str, float] = field(default_factory=dict)  # task → load seconds
     errors: dict[str, str] = field(default_factory=dict)  # task → one line
     warm_s: float | None = None
+    warming: bool = False  # the warm-up prediction is running (only where a model needs one: needs_warm_up)
     # Set once a visitor's prediction asks for a model (app.models): a warm-up not yet started would then only
     # compete with that prediction for the CPU, and that prediction makes the models' first calls anyway.
     visitor: threading.Event = field(default_factory=threading.Event)
@@ -217,13 +235,19 @@ def start(specs: dict[str, ModelSpec] | None = None, *, log: Log = print, warm: 
             first = [s for t, s in preload.specs.items() if t not in AFTER_WARM_UP]
             for thread in prefetch(first, by="preload", on_loaded=loaded, on_error=failed, prime=True):
                 thread.join()
+            loaded_models = {s.task: model_cache.get(s, by="preload") for s in first if s.task in preload.seconds}
             if warm and not preload.errors and preload.visitor.is_set():
                 log("preload: no warm-up prediction: a visitor's prediction already made the first calls")
+            elif warm and not preload.errors and not needs_warm_up(loaded_models):
+                log("preload: no warm-up prediction needed: these models are as fast on their first call")
             elif warm and not preload.errors:
+                preload.warming = True
                 try:
                     preload.warm_s = warm_up(preload.specs)
                 except Exception as exc:  # a warm-up failure costs speed, never the server
                     log(f"preload: warm-up prediction failed ({first_line(exc)}); models stay loaded")
+                finally:
+                    preload.warming = False
             later = [s for t, s in preload.specs.items() if t in AFTER_WARM_UP]
             for thread in prefetch(later, by="preload", on_loaded=loaded, on_error=failed):
                 thread.join()

@@ -16,7 +16,7 @@ def no_preload_yet(monkeypatch):
     monkeypatch.setattr(preload, "_CURRENT", None)
 
 
-def test_the_llm_loads_in_a_lane_of_its_own_and_the_torch_models_in_use_order() -> None:
+def test_the_llm_loads_in_a_lane_of_its_own_and_the_media_models_in_use_order() -> None:
     specs = [resolve(task) for task in reversed(TASKS)]
     assert [[s.task for s in lane] for lane in preload.lanes(specs)] == [["llm"], ["caption", "ocr", "asr"]]
     assert [[s.task for s in lane] for lane in preload.lanes(specs[1:2])] == [["asr"]]
@@ -65,3 +65,18 @@ def test_no_warm_up_once_a_visitor_is_already_predicting(no_preload_yet) -> None
     assert started.warm_s is None
     assert any("no warm-up prediction" in line for line in lines)
     assert model_cache.is_loaded(spec)
+
+
+@pytest.mark.slow
+def test_only_a_model_slower_on_its_first_call_asks_for_a_warm_up(monkeypatch) -> None:
+    """The offline profile after ``m2t prepare`` (ONNX Runtime caption and OCR, CTranslate2 LLM) needs none; the
+    same captioner on torch (``M2T_CAPTION_ONNX=0``) does."""
+    from core.stages import caption_onnx
+
+    specs = {task: resolve(task, device="cpu") for task in ("caption", "ocr", "llm")}
+    models = {task: model_cache.get(spec) for task, spec in specs.items()}
+    assert models["caption"].runtime == "onnx" and models["ocr"].runtime == "onnx", "m2t prepare made the exports"
+    assert not preload.needs_warm_up(models)
+    monkeypatch.setenv(caption_onnx.ONNX_ENV, "0")
+    on_torch = model_cache.get(replace(specs["caption"], dtype="float32 torch warm-up test"))
+    assert on_torch.runtime == "torch" and preload.needs_warm_up({**models, "caption": on_torch})
