@@ -93,10 +93,16 @@ def free_models() -> None:
 
 def preload_notice() -> None:
     """While the server's start-up preload runs, say so at the top of the page, refreshed every second;
-    once it is done, one full rerun removes the notice (and its timer) for good."""
+    once it is done, one full rerun removes the notice (and its timer) for good.
+
+    The notice lives in a container that is drawn on every run, empty or not: were it simply left out, every
+    element below would move up one place when the models became ready, and Streamlit would draw the form anew,
+    dropping what an early visitor had typed or uploaded but not yet submitted."""
+    slot = st.container()
     running = preload.current()
     if running is not None and running.running:
-        _preload_status()
+        with slot:
+            _preload_status()
 
 
 @st.fragment(run_every=PRELOAD_POLL_S)

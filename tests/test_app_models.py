@@ -105,3 +105,31 @@ def test_a_page_asking_for_a_model_tells_the_preload_a_visitor_is_here(no_preloa
     assert not running.visitor.is_set()
     models.get_model(replace(resolve("caption", device="cpu"), dtype="float32 app test"))
     assert running.visitor.is_set(), "a warm-up not yet started is skipped"
+
+
+def _place_of_the_title(at) -> int:
+    """Where the page's title sits among the main area's top-level elements."""
+    for index, child in at.main.children.items():
+        if any(getattr(node, "value", None) == "Tweet prediction" for node in _walk(child)):
+            return index
+    raise AssertionError("no title on the page")
+
+
+def _walk(node):
+    yield node
+    for child in getattr(node, "children", {}).values():
+        yield from _walk(child)
+
+
+def test_the_page_keeps_its_places_when_the_preload_notice_goes(no_preload_yet) -> None:
+    """An early visitor's half-filled form survives the models becoming ready: no element below the notice moves
+    (a moved form is drawn anew, and its unsubmitted fields and upload with it)."""
+    running = preload.Preload(specs=preload.default_specs())
+    preload._CURRENT = running
+    at = new_app()
+    assert any("still loading" in text for text in infos(at))
+    during = _place_of_the_title(at)
+    running.done.set()
+    at.run()
+    assert not any("still loading" in text for text in infos(at))
+    assert _place_of_the_title(at) == during
