@@ -293,7 +293,8 @@ def configure(p: Any) -> None:
     p.add_argument("--ocr", action="store_true",
                    help="only OCR detection: ONNX Runtime vs torch (same boxes? seconds) and the warm tweet with each")
     p.add_argument("--cold", action="store_true",
-                   help="only m2t predict as a new process (--timings: where its seconds go) vs a warm prediction")
+                   help="only m2t predict as a new process (--timings: where its seconds go) vs a warm prediction; "
+                        "with --serve as well, also vs a warm visitor of the app")
     p.add_argument("--serve", action="store_true",
                    help="only m2t serve in headless Chromium: the first visitor at the health check, warm visitors, "
                         "N at once (--visitors)")
@@ -302,11 +303,13 @@ def configure(p: Any) -> None:
 
 
 def run(args: Any, merge_results: Any) -> int:
-    """``m2t bench --ocr | --cold | --serve``: one part, merged into the results file under its name
-    (``merge_results`` is ``core.devtools.bench.merge_results``, passed in: bench imports this module)."""
+    """``m2t bench --ocr | --cold | --serve`` (or ``--cold --serve``): one part, merged into the results file under
+    its name (``merge_results`` is ``core.devtools.bench.merge_results``, passed in: bench imports this module)."""
     from core.outputs import writable_file
 
     writable_file(args.out, "--out", make_parents=True)
+    if args.cold and args.serve:  # the issue's comparison, in one run: a new process against a warm app visitor
+        return _run_cold_and_serve(args, merge_results)
     if args.ocr:
         name, result = "ocr_detector", bench_ocr(args.repeats)
         table = ocr_table(result)
@@ -314,13 +317,33 @@ def run(args: Any, merge_results: Any) -> int:
         name, result = "cold_predict", bench_cold(args.repeats, args.repeats)
         table = cold_table(result)
     else:
-        from core.devtools.serve_bench import bench_serve, serve_table
-
-        visitors = [int(v) for v in str(args.visitors).split(",") if v.strip()]
-        with tempfile.TemporaryDirectory() as tmp:
-            name, result = "serve", bench_serve(poster(Path(tmp)), REQUEST, visitors)
-        table = serve_table(result)
+        name, result, table = _serve(args)
     result["machine"] = machine_description()
     print(json.dumps(result, indent=2) if args.json else table)
     print(f"wrote {merge_results(args.out, {name: result})}", file=sys.stderr)
+    return 0
+
+
+def _serve(args: Any) -> tuple[str, dict, str]:
+    from core.devtools.serve_bench import bench_serve, serve_table
+
+    visitors = [int(v) for v in str(args.visitors).split(",") if v.strip()]
+    with tempfile.TemporaryDirectory() as tmp:
+        result = bench_serve(poster(Path(tmp)), REQUEST, visitors)
+    return "serve", result, serve_table(result)
+
+
+def _run_cold_and_serve(args: Any, merge_results: Any) -> int:
+    """``--cold --serve``: both parts, then ``m2t predict`` as a new process against a warm visitor of the app."""
+    _, served, serve_text = _serve(args)
+    cold = bench_cold(args.repeats, args.repeats)
+    app_warm = served["with_preload"]["warm_visitor_s"]
+    cold["vs_app_warm"] = {"app_warm_visitor_s": app_warm, "ratio": cold["cold_s"] / app_warm}
+    for part in (served, cold):
+        part["machine"] = machine_description()
+    summary = (f"m2t predict as a new process vs a warm visitor of m2t serve (click to 'Tweet ready'): "
+               f"{cold['cold_s']:.2f} s / {app_warm:.2f} s = {cold['vs_app_warm']['ratio']:.2f}x")
+    print(json.dumps({"serve": served, "cold_predict": cold}, indent=2) if args.json else
+          "\n\n".join([serve_text, cold_table(cold), summary]))
+    print(f"wrote {merge_results(args.out, {'serve': served, 'cold_predict': cold})}", file=sys.stderr)
     return 0
