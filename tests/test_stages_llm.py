@@ -14,6 +14,9 @@ from core.stages.prompt import TweetContext, build_prompt
         ("Sale now on #Sale #sale #Shoes # #", "Sale now on #Sale #Shoes"),
         ("Visit <hyperlink> with <mention>", "Visit <hyperlink> with <mention>"),
         ("Shop now <hyper link> via < Mention >", "Shop now <hyperlink> via <mention>"),
+        ("Free coffee for everyone! <hyp", "Free coffee for everyone!"),  # a placeholder begun, never finished
+        ("Free coffee for everyone! <", "Free coffee for everyone!"),
+        ("Prices < 5 dollars", "Prices < 5 dollars"),
     ],
 )
 def test_clean_tweet(raw, expected):

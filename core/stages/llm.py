@@ -129,6 +129,8 @@ _LABEL = re.compile(r"^\s*(tweet|answer|response)\s*:\s*", re.IGNORECASE)
 _PLACEHOLDERS = ((re.compile(r"<\s*hyper\s*-?\s*link\s*>", re.I), "<hyperlink>"),
                  (re.compile(r"<\s*men\s*tion\s*>", re.I), "<mention>"))
 _QUOTES = "\"'“”‘’«»"
+# A placeholder the model had only begun when it stopped ("… for everyone! <hyp"): never a word of the tweet.
+_UNFINISHED_TAG = re.compile(r"\s*<[A-Za-z_|]*$")
 
 
 def _dedupe_hashtags(text: str) -> str:
@@ -152,7 +154,7 @@ def clean_tweet(text: str, prompt: str = "") -> str:
     text = text.lstrip()
     cut = min((i for i in (text.find(s) for s in STOP_STRINGS) if i > 0), default=len(text))
     text = _LABEL.sub("", text[:cut])
-    text = " ".join(text.split())
+    text = _UNFINISHED_TAG.sub("", " ".join(text.split()))
     while len(text) >= 2 and text[0] in _QUOTES and text[-1] in _QUOTES:
         text = text[1:-1].strip()
     text = text.strip(_QUOTES + " ") if text.count('"') == 1 else text
