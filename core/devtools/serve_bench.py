@@ -127,10 +127,12 @@ async def _session(preload: bool, image: Path, request: dict, concurrency: list[
 
 def bench_serve(image: Path, request: dict, concurrency: list[int], warm_visits: int = 3) -> dict:
     """With the preload and without it (the app as it started before), each on a freshly started server; every
-    visitor uploads ``image`` and fills in ``request``'s company and username."""
+    visitor uploads ``image`` and fills in ``request``'s company and username, leaving the date, time and target
+    likes at the form's defaults (``core.devtools.speed_bench.app_request`` is that request)."""
     if shutil.which("chromium") is None:
         raise UserError("m2t bench --serve drives Debian's chromium (apt-get install chromium); it is not installed")
-    out: dict = {"load_avg_before": [round(x, 2) for x in os.getloadavg()], "warm_visits": warm_visits}
+    out: dict = {"load_avg_before": [round(x, 2) for x in os.getloadavg()], "warm_visits": warm_visits,
+                 "request": request}
     out["with_preload"] = asyncio.run(_session(True, image, request, concurrency, warm_visits))
     out["without_preload"] = asyncio.run(_session(False, image, request, [], warm_visits))
     out["load_avg_after"] = [round(x, 2) for x in os.getloadavg()]

@@ -14,6 +14,7 @@ recorded with the load average before and after (other work on the machine slows
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import statistics
@@ -221,16 +222,23 @@ def ocr_table(r: dict) -> str:
 # --------------------------------------------------------------------------- m2t bench --cold
 
 
-def bench_cold(runs: int = 3, repeats: int = 3) -> dict:
+def app_request(today: dt.date | None = None) -> dict:
+    """What a visitor of the app who types only the company and username sends: the form's defaults (today at
+    12:00, no target likes). The cold/app comparison uses it on both sides, so both write the same tweet."""
+    return {**REQUEST, "date": f"{(today or dt.date.today()).isoformat()} 12:00", "likes": None}
+
+
+def bench_cold(runs: int = 3, repeats: int = 3, request: dict | None = None) -> dict:
     """``m2t predict --timings`` as new processes on the poster, against a warm prediction in this process."""
     from core.pipeline import Pipeline, PredictRequest
 
-    out: dict = {"load_avg_before": _load(), "runs": []}
+    request = request or REQUEST
+    out: dict = {"load_avg_before": _load(), "runs": [], "request": request}
     with tempfile.TemporaryDirectory() as tmp:
         path = poster(Path(tmp))
-        args = [sys.executable, "-m", "core", "predict", "--company", REQUEST["company"], "--username",
-                REQUEST["username"], "--date", REQUEST["date"], "--likes", str(REQUEST["likes"]), "--media", str(path),
-                "--json", "--timings"]
+        likes = ["--likes", str(request["likes"])] if request.get("likes") is not None else []
+        args = [sys.executable, "-m", "core", "predict", "--company", request["company"], "--username",
+                request["username"], "--date", request["date"], *likes, "--media", str(path), "--json", "--timings"]
         env = {**os.environ, "TRANSFORMERS_VERBOSITY": "error", "HF_HUB_OFFLINE": "1"}
         root = Path(__file__).resolve().parents[2]
         cold_tweets = set()
@@ -242,12 +250,12 @@ def bench_cold(runs: int = 3, repeats: int = 3) -> dict:
             cold_tweets.add(data["tweet"])
             out["runs"].append({"wall_s": wall, "cpu_s": cpu, **data["cold_timings"]})
         pipeline = Pipeline()
-        request = PredictRequest(**REQUEST, media=str(path))
-        pipeline.predict(request)  # loads and first calls
+        warm_request = PredictRequest(**request, media=str(path))
+        pipeline.predict(warm_request)  # loads and first calls
         warm, warm_cpu, warm_tweets = [], [], set()
         for _ in range(repeats):
             start, start_cpu = time.perf_counter(), time.process_time()
-            warm_tweets.add(pipeline.predict(request).tweet)
+            warm_tweets.add(pipeline.predict(warm_request).tweet)
             warm.append(time.perf_counter() - start)
             warm_cpu.append(time.process_time() - start_cpu)
     out["cold_s"] = _median([r["wall_s"] for r in out["runs"]])
@@ -329,14 +337,14 @@ def _serve(args: Any) -> tuple[str, dict, str]:
 
     visitors = [int(v) for v in str(args.visitors).split(",") if v.strip()]
     with tempfile.TemporaryDirectory() as tmp:
-        result = bench_serve(poster(Path(tmp)), REQUEST, visitors)
+        result = bench_serve(poster(Path(tmp)), app_request(), visitors)
     return "serve", result, serve_table(result)
 
 
 def _run_cold_and_serve(args: Any, merge_results: Any) -> int:
     """``--cold --serve``: both parts, then ``m2t predict`` as a new process against a warm visitor of the app."""
     _, served, serve_text = _serve(args)
-    cold = bench_cold(args.repeats, args.repeats)
+    cold = bench_cold(args.repeats, args.repeats, app_request())
     app_warm = served["with_preload"]["warm_visitor_s"]
     cold["vs_app_warm"] = {"app_warm_visitor_s": app_warm, "ratio": cold["cold_s"] / app_warm}
     for part in (served, cold):
