@@ -47,6 +47,8 @@ def test_an_image_loads_no_speech_model_and_the_ct2_path_no_transformers(poster_
     probe, output, stderr = cold_predict("--media", str(poster_path))
     assert probe["loaded"] == ["caption", "llm", "ocr"]
     assert "faster_whisper" not in probe["modules"] and "transformers" not in probe["modules"]
+    # the ONNX exports `m2t prepare` (install.sh) made: caption and OCR without torch, torchvision or easyocr
+    assert "torch" not in probe["modules"] and "easyocr" not in probe["modules"], probe["modules"]
     assert "SUMMER" in output["ocr"]
     cold = output["cold_timings"]
     assert set(cold["load"]) == {"caption (efficientnet-lite0)", "ocr (easyocr-en)", "llm (gemma-3-270m)"}
@@ -61,5 +63,5 @@ def test_an_image_loads_no_speech_model_and_the_ct2_path_no_transformers(poster_
 def test_speech_loads_the_speech_model_and_no_image_model(speech_path: Path) -> None:
     probe, output, _ = cold_predict("--media", str(speech_path))
     assert probe["loaded"] == ["asr", "llm"]
-    assert "easyocr" not in probe["modules"]
+    assert "easyocr" not in probe["modules"] and "torch" not in probe["modules"], "faster-whisper needs no torch"
     assert output["transcript"].strip()

@@ -251,7 +251,10 @@ def bench_cold(runs: int = 3, repeats: int = 3, request: dict | None = None) -> 
             out["runs"].append({"wall_s": wall, "cpu_s": cpu, **data["cold_timings"]})
         pipeline = Pipeline()
         warm_request = PredictRequest(**request, media=str(path))
-        pipeline.predict(warm_request)  # loads and first calls
+        # Loads and first calls. The first prediction of a process is the one to compare with the new processes':
+        # a sampled second look (taken when the greedy tweet fails a check) repeats across processes started
+        # alike, not across calls in one process (core.stages.llm_ct2).
+        first_tweet = pipeline.predict(warm_request).tweet
         warm, warm_cpu, warm_tweets = [], [], set()
         for _ in range(repeats):
             start, start_cpu = time.perf_counter(), time.process_time()
@@ -264,7 +267,8 @@ def bench_cold(runs: int = 3, repeats: int = 3, request: dict | None = None) -> 
     out["cold_cpu_s"] = _median([r["cpu_s"] for r in out["runs"]])
     out["warm_cpu_s"] = _median(warm_cpu)
     out["cpu_ratio"] = out["cold_cpu_s"] / out["warm_cpu_s"]
-    out["same_tweet"] = cold_tweets == warm_tweets and len(warm_tweets) == 1
+    out["same_tweet"] = cold_tweets == {first_tweet}
+    out["warm_tweets"] = len(warm_tweets)  # 1 unless a sampled second look was taken
     out["load_avg_after"] = _load()
     return out
 
@@ -280,7 +284,8 @@ def cold_table(r: dict) -> str:
     median_run = sorted(r["runs"], key=lambda x: x["wall_s"])[len(r["runs"]) // 2]
     rows = [f"m2t predict on the poster as a new process (median of {len(r['runs'])}) vs warm in one process",
             f"  new process, wall clock: {r['cold_s']:.2f} s   warm: {r['warm_s']:.2f} s   ratio {r['ratio']:.2f}x   "
-            f"{'same tweet' if r['same_tweet'] else 'TWEETS DIFFER'}",
+            f"{'same tweet' if r['same_tweet'] else 'TWEETS DIFFER'}"
+            f"{' (first call of each process)' if r.get('warm_tweets', 1) > 1 else ''}",
             f"  CPU seconds (all threads; less sensitive to other work on the machine): new process "
             f"{r['cold_cpu_s']:.2f}, warm {r['warm_cpu_s']:.2f}, ratio {r['cpu_ratio']:.2f}x",
             "  where the median run's seconds went:"]
