@@ -90,11 +90,7 @@ def export_captioner(weights: Path) -> Path:
     target = export_path(weights)
     if exported(weights) is not None:
         return target
-    try:
-        import onnx  # noqa: F401  (torch's exporter needs it)
-    except ImportError:
-        raise ModelUnavailableError("exporting the captioner to ONNX needs the onnx package (pip install onnx); "
-                                    "captioning keeps torch meanwhile") from None
+    onnx_files.require_exporter("the captioner", "captioning keeps torch")
     import torch
 
     print("exporting the captioner to ONNX (once, ~5 s)…", file=sys.stderr, flush=True)

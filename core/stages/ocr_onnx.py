@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from core.errors import ModelUnavailableError
-from core.stages.onnx_files import content_hash
+from core.stages.onnx_files import content_hash, require_exporter
 from core.stages.onnx_files import folder as _folder
 from core.stages.onnx_files import session as _session
 
@@ -64,11 +64,7 @@ def export_detector(weights: Path) -> Path:
     target = export_path(weights)
     if target.is_file():
         return target
-    try:
-        import onnx  # noqa: F401  (torch's exporter needs it)
-    except ImportError:
-        raise ModelUnavailableError("exporting the OCR detector to ONNX needs the onnx package (pip install onnx); "
-                                    "OCR keeps the torch detector meanwhile") from None
+    require_exporter("the OCR detector", "OCR keeps the torch detector")
     import torch
 
     class ScoreMaps(torch.nn.Module):

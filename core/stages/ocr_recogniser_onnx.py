@@ -132,11 +132,7 @@ def export_recogniser(weights: Path) -> tuple[Path, Path]:
     """The recogniser's two files for these weights, exported (and checked against torch) on first call."""
     if (found := exported(weights)) is not None:
         return found
-    try:
-        import onnx  # noqa: F401  (torch's exporter needs it)
-    except ImportError:
-        raise ModelUnavailableError("exporting the OCR recogniser to ONNX needs the onnx package (pip install onnx); "
-                                    "OCR keeps easyocr's torch recogniser meanwhile") from None
+    onnx_files.require_exporter("the OCR recogniser", "OCR keeps easyocr's torch recogniser")
     import torch
 
     class Features(torch.nn.Module):

@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from core.errors import ModelUnavailableError
 from core.registry import cache_dir
 
 
@@ -20,6 +21,15 @@ def enabled(env_name: str, environ: dict[str, str] | None = None) -> bool:
     """False where ``env_name`` is 0/off/false/no: that stage keeps torch even where an export exists."""
     value = (os.environ if environ is None else environ).get(env_name, "").strip().lower()
     return value not in ("0", "off", "false", "no")
+
+
+def require_exporter(what: str, meanwhile: str) -> None:
+    """torch's exporter writes through the ``onnx`` package: without it, say what keeps running instead."""
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        raise ModelUnavailableError(f"exporting {what} to ONNX needs the onnx package (pip install onnx); "
+                                    f"{meanwhile} meanwhile") from None
 
 
 def folder() -> Path:
