@@ -176,15 +176,17 @@ def _likes(args):
 def run_predict(args) -> int:
     import time
 
+    from core import model_cache
     from core.pipeline import PredictRequest
     from core.preload import Prefetch, tasks_for
-    from core.timings import Timings, process_age
+    from core.timings import Timings, load_label, process_age
 
     timings = Timings()
     timings.add("start-up", "interpreter, imports, arguments", process_age())
     history = _history(args)
     likes_model = _likes(args)
-    loads = Prefetch(by="predict", on_loaded=lambda spec, s: timings.add("load", f"{spec.task} ({spec.model})", s))
+    loads = Prefetch(by="predict", on_loaded=lambda spec, s: timings.add(
+        "load", load_label(spec.task, spec.model, model_cache.get(spec, by="predict"), spec.backend), s))
     pipeline = _pipeline(args, loader=loads.get)
 
     def on_stage(stage: str, state: str) -> None:

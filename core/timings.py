@@ -24,6 +24,13 @@ def process_age() -> float:
         return 0.0
 
 
+def load_label(task: str, name: str, model: object, backend: str = "") -> str:
+    """``caption (efficientnet-lite0, onnx)``: which model, and what runs it (its ``runtime``, else its LLM
+    ``engine``, else the registry's backend), since a load's seconds differ by that more than by anything else."""
+    runs_on = getattr(model, "runtime", "") or getattr(model, "engine", "") or backend
+    return f"{task} ({name}, {runs_on})" if runs_on else f"{task} ({name})"
+
+
 @dataclass
 class Timings:
     """Named durations, filled from any thread; ``kind`` groups them (start-up, load, stage, total)."""

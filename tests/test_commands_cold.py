@@ -51,7 +51,8 @@ def test_an_image_loads_no_speech_model_and_the_ct2_path_no_transformers(poster_
     assert "torch" not in probe["modules"] and "easyocr" not in probe["modules"], probe["modules"]
     assert "SUMMER" in output["ocr"]
     cold = output["cold_timings"]
-    assert set(cold["load"]) == {"caption (efficientnet-lite0)", "ocr (easyocr-en)", "llm (gemma-3-270m)"}
+    assert set(cold["load"]) == {"caption (efficientnet-lite0, onnx)", "ocr (easyocr-en, onnx)",
+                                 "llm (gemma-3-270m, ctranslate2)"}, "each load says what runs the model"
     assert {"caption", "ocr", "llm"} <= set(cold["stage"]) and set(cold["waited for a model"]) == {"caption", "ocr",
                                                                                                     "llm"}
     assert cold["start-up"]["interpreter, imports, arguments"] > 0
