@@ -19,7 +19,6 @@ image, and the first visitor should not wait for it.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -27,11 +26,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core import model_cache
+from core.env import switched_on
 from core.errors import first_line
 from core.registry import TASKS, ModelSpec, resolve
 
 PRELOAD_ENV = "M2T_PRELOAD"  # 0/off/false/no: load each model on first use instead (small machines)
-OFF_VALUES = ("0", "off", "false", "no")
 # Loaded after the image models (and their warm-up): most tweets start from an image, so the first visitor should
 # not wait for speech.
 AFTER_WARM_UP = ("asr",)
@@ -42,8 +41,7 @@ Log = Callable[[str], None]
 
 def enabled(environ: dict[str, str] | None = None) -> bool:
     """False when ``M2T_PRELOAD`` says off (``m2t serve --no-preload`` sets it)."""
-    value = (os.environ if environ is None else environ).get(PRELOAD_ENV, "").strip().lower()
-    return value not in OFF_VALUES
+    return switched_on(PRELOAD_ENV, environ)
 
 
 def lanes(specs: Iterable[ModelSpec]) -> list[list[ModelSpec]]:

@@ -19,7 +19,7 @@ PACKAGES = ("core", "app", "app_pages", "training")
 # level, inside a function or under TYPE_CHECKING alike. A prefix names a package and everything in it; the
 # longest matching prefix wins (``core.eval.command`` is a command although ``core.eval`` is beside the stages).
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("base", ("core.errors", "core.devices", "core.outputs", "core.tables", "core.console", "core.registry",
+    ("base", ("core.errors", "core.env", "core.devices", "core.outputs", "core.tables", "core.console", "core.registry",
               "core.model_files")),
     ("media", ("core.media",)),
     ("stages and metrics", ("core.stages", "core.eval")),

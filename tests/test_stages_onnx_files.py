@@ -1,4 +1,4 @@
-"""``core.stages.onnx_files``: what the three ONNX exports share (switch, exporter check, content hash)."""
+"""``core.stages.onnx_files``: what the three ONNX exports share (exporter check, content hash, softmax)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,6 @@ import pytest
 
 from core.errors import ModelUnavailableError
 from core.stages import onnx_files
-
-
-@pytest.mark.parametrize(("value", "on"), [("", True), ("1", True), ("0", False), ("off", False), ("NO", False)])
-def test_the_switch(value: str, on: bool) -> None:
-    assert onnx_files.enabled("M2T_X_ONNX", {"M2T_X_ONNX": value}) is on
 
 
 def test_without_the_onnx_package_an_export_says_what_keeps_running(monkeypatch) -> None:

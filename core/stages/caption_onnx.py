@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from core.env import switched_on
 from core.errors import ModelUnavailableError
 from core.registry import ModelSpec
 from core.stages import onnx_files
@@ -39,7 +40,7 @@ CHECK_SHAPE = (2, 3, 224, 224)  # the check batch: two images, the range the pre
 
 
 def enabled(environ: dict[str, str] | None = None) -> bool:
-    return onnx_files.enabled(ONNX_ENV, environ)
+    return switched_on(ONNX_ENV, environ)
 
 
 def weights_file(spec: ModelSpec) -> Path:

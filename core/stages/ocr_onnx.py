@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from core.env import switched_on
 from core.errors import ModelUnavailableError
 from core.stages.onnx_files import content_hash, require_exporter
 from core.stages.onnx_files import folder as _folder
@@ -35,8 +36,7 @@ CHECK_SHAPE = (1, 3, 288, 512)  # the export's sample and check input: the poste
 
 
 def enabled(environ: dict[str, str] | None = None) -> bool:
-    value = (os.environ if environ is None else environ).get(ONNX_ENV, "").strip().lower()
-    return value not in ("0", "off", "false", "no")
+    return switched_on(ONNX_ENV, environ)
 
 
 def export_path(weights: Path) -> Path:

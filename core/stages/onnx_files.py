@@ -1,4 +1,4 @@
-"""What the ONNX Runtime exports share: their cache folder, the weights' content hash, the on/off switch, the session.
+"""What the ONNX Runtime exports share: their cache folder, the weights' content hash, the session, the softmax.
 
 Why one module: the OCR detector (:mod:`core.stages.ocr_onnx`) and the captioner (:mod:`core.stages.caption_onnx`)
 are exported the same way (once, at ``m2t prepare``, named by the hash of the weights they came from) and must run
@@ -15,12 +15,6 @@ from typing import Any
 
 from core.errors import ModelUnavailableError
 from core.registry import cache_dir
-
-
-def enabled(env_name: str, environ: dict[str, str] | None = None) -> bool:
-    """False where ``env_name`` is 0/off/false/no: that stage keeps torch even where an export exists."""
-    value = (os.environ if environ is None else environ).get(env_name, "").strip().lower()
-    return value not in ("0", "off", "false", "no")
 
 
 def require_exporter(what: str, meanwhile: str) -> None:
