@@ -26,3 +26,15 @@ def test_the_content_hash_follows_the_bytes(tmp_path: Path, monkeypatch) -> None
     assert onnx_files.content_hash(weights) == first
     weights.write_bytes(b"two!")
     assert onnx_files.content_hash(weights) != first
+
+
+def test_the_softmax_is_torchs() -> None:
+    import numpy as np
+    import torch
+
+    logits = np.random.default_rng(0).normal(0, 30, (2, 7, 97)).astype(np.float32)  # big values: no overflow
+    got = onnx_files.softmax(logits)
+    assert got.dtype == np.float32
+    expected = torch.softmax(torch.from_numpy(logits), dim=-1).numpy()
+    np.testing.assert_allclose(got, expected, rtol=0, atol=2.4e-7)  # torch's vectorised exp: an ulp or two apart
+    np.testing.assert_allclose(got.sum(axis=-1), 1.0, atol=1e-6)

@@ -18,7 +18,7 @@ from PIL import Image
 from core.devices import pick_device, pick_dtype
 from core.errors import ModelUnavailableError, first_line
 from core.registry import ModelSpec
-from core.stages import caption_onnx
+from core.stages import caption_onnx, onnx_files
 
 if TYPE_CHECKING:  # torch is imported where a model loads or runs: importing the pipeline must stay light
     import torch
@@ -101,7 +101,7 @@ def _efficientnet_batch(images: list[Image.Image]) -> torch.Tensor:
 def _top_k(cap: Captioner, images: list[Image.Image]) -> tuple[list[list[float]], list[list[int]]]:
     """The TOP_K probabilities and class indices per image, largest first, from whichever runtime loaded."""
     if cap.runtime == "onnx":
-        values, indices = caption_onnx.top_k(caption_onnx.softmax(cap.model(_efficientnet_array(images))), TOP_K)
+        values, indices = caption_onnx.top_k(onnx_files.softmax(cap.model(_efficientnet_array(images))), TOP_K)
         return values.tolist(), indices.tolist()
     import torch
 

@@ -140,13 +140,6 @@ class OnnxClassifier:
         return self.session.run(None, {"image": np.ascontiguousarray(batch, dtype=np.float32)})[0]
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Row-wise softmax in float32 as torch computes it, shifted by the row's max so ``exp`` cannot overflow."""
-    shifted = logits.astype(np.float32) - logits.max(axis=-1, keepdims=True).astype(np.float32)
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=-1, keepdims=True)
-
-
 def top_k(probs: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """``torch.topk`` on a numpy array: the k largest per row, largest first, as (values, indices)."""
     idx = np.argsort(-probs, axis=-1, kind="stable")[:, :k]

@@ -139,9 +139,7 @@ class Recogniser:
 
     def predict(self, image: np.ndarray) -> tuple[str, float]:
         """recognizer_predict for a batch of one: masked, renormalised probabilities, greedy text, confidence."""
-        logits = self.tail(self.session.run(None, {"image": image})[0])
-        e = np.exp(logits - logits.max(axis=2, keepdims=True))
-        probs = (e / e.sum(axis=2, keepdims=True)).astype(np.float32)
+        probs = onnx_files.softmax(self.tail(self.session.run(None, {"image": image})[0]))  # (1, T, classes)
         probs[:, :, self.tail.ignore_idx] = 0.0
         probs = probs / np.expand_dims(probs.sum(axis=2), axis=-1)
         values, indices = probs.max(axis=2)[0], probs.argmax(axis=2)[0]

@@ -123,11 +123,6 @@ def _int8_arrays(recogniser: Any, characters: str, ignore_idx: list[int]) -> dic
     return arrays
 
 
-def _softmax(x: np.ndarray) -> np.ndarray:
-    e = np.exp(x - x.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
-
-
 def export_recogniser(weights: Path) -> tuple[Path, Path]:
     """The recogniser's two files for these weights, exported (and checked against torch) on first call."""
     if (found := exported(weights)) is not None:
@@ -151,7 +146,7 @@ def export_recogniser(weights: Path) -> tuple[Path, Path]:
     rng = np.random.default_rng(0)
     samples = [rng.uniform(-1, 1, (1, 1, MODEL_HEIGHT, w)).astype(np.float32) for w in CHECK_WIDTHS]
     with torch.no_grad():
-        expected = [_softmax(recogniser(torch.from_numpy(s), None).numpy()) for s in samples]
+        expected = [onnx_files.softmax(recogniser(torch.from_numpy(s), None).numpy()) for s in samples]
     arrays = _int8_arrays(recogniser, characters, ignore_idx)
     targets = onnx_path(weights), int8_path(weights)
     targets[0].parent.mkdir(parents=True, exist_ok=True)
@@ -162,7 +157,7 @@ def export_recogniser(weights: Path) -> tuple[Path, Path]:
                           dynamic_axes={"image": {0: "n", 3: "w"}, "features": {0: "n", 1: "t"}})
         np.savez(tmps[1], **arrays)
         session, tail = onnx_files.session(tmps[0]), load_tail(tmps[1])
-        diff = max(float(np.abs(_softmax(tail(session.run(None, {"image": s})[0])) - e).max())
+        diff = max(float(np.abs(onnx_files.softmax(tail(session.run(None, {"image": s})[0])) - e).max())
                    for s, e in zip(samples, expected, strict=True))
         if diff > MAX_EXPORT_DIFF:
             raise ModelUnavailableError(f"the torch-free OCR recogniser differs from torch by {diff:.1e}; "

@@ -13,6 +13,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from core.errors import ModelUnavailableError
 from core.registry import cache_dir
 
@@ -50,6 +52,14 @@ def content_hash(weights: Path) -> str:
         tmp.write_text(json.dumps(known, indent=1))
         tmp.replace(memo)
     return known[stamp]
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Softmax over the last axis in float32 (torch's to an ulp or two), shifted by the max so ``exp`` cannot
+    overflow: the captioner's scores, the OCR recogniser's per-step probabilities, and the exports' checks of both."""
+    shifted = logits.astype(np.float32) - logits.max(axis=-1, keepdims=True).astype(np.float32)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=-1, keepdims=True)
 
 
 def session(path: Path) -> Any:
