@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from core.console import emit, non_negative_int, positive_float, positive_int, progress, say
-from core.errors import UserError
+from core.errors import ModelUnavailableError, UserError
 from core.stages.llm import GenerationConfig
 
 
@@ -343,7 +343,6 @@ def run_prepare(args) -> int:
         elif alias.backend == "faster-whisper":
             say(f"{name}: {whisper_dir(spec)}")
         elif alias.backend == "efficientnet":
-            from core.errors import ModelUnavailableError
             from core.stages import caption_onnx
 
             try:  # the captioner on ONNX Runtime (same labels, no torch import); without it captioning keeps torch
@@ -353,7 +352,6 @@ def run_prepare(args) -> int:
                 say(f"note: {exc}")
         elif alias.backend == "easyocr":
             say(f"{name}: {easyocr_dir(spec)}")
-            from core.errors import ModelUnavailableError
             from core.stages import ocr_onnx
 
             try:  # the detector on ONNX Runtime (same boxes, faster); without it OCR keeps the torch detector
