@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 import socket
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -15,7 +17,21 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 POSTER_TEXT = "SUMMER SALE 50% OFF ALL RUNNING SHOES"
+T = TypeVar("T")
 SPEECH_TEXT = "Our new coffee shop opens on Monday morning. Come early and get a free croissant."
+
+
+def torch_and_onnx(switch: str, load: Callable[[], T]) -> tuple[T, T]:
+    """One model loaded twice: with its ONNX switch (``M2T_CAPTION_ONNX``, ``M2T_OCR_ONNX``) off, on torch, then with
+    it unset, on the export ``m2t prepare`` left; the environment is restored after."""
+    mp = pytest.MonkeyPatch()
+    try:
+        mp.setenv(switch, "0")
+        on_torch = load()
+        mp.delenv(switch)
+        return on_torch, load()
+    finally:
+        mp.undo()
 
 
 @pytest.fixture(scope="session")

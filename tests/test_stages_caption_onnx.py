@@ -26,6 +26,7 @@ from core.stages.caption import (
     caption_images,
     load_captioner,
 )
+from tests.conftest import torch_and_onnx
 
 pytestmark = pytest.mark.slow
 
@@ -44,13 +45,8 @@ def weights() -> Path:
 def captioners(weights: Path) -> dict[str, Captioner]:
     """The captioner as it loads with the export (what `m2t prepare` leaves) and with M2T_CAPTION_ONNX=0."""
     caption_onnx.export_captioner(weights)
-    mp = pytest.MonkeyPatch()
     spec = resolve("caption", device="cpu")
-    mp.setenv(caption_onnx.ONNX_ENV, "0")
-    torch_cap = load_captioner(replace(spec))
-    mp.delenv(caption_onnx.ONNX_ENV)
-    onnx_cap = load_captioner(replace(spec))
-    mp.undo()
+    torch_cap, onnx_cap = torch_and_onnx(caption_onnx.ONNX_ENV, lambda: load_captioner(replace(spec)))
     return {"torch": torch_cap, "onnx": onnx_cap}
 
 

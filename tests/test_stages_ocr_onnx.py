@@ -12,6 +12,7 @@ from core.model_files import easyocr_dir
 from core.registry import resolve
 from core.stages import ocr_onnx
 from core.stages.ocr import load_ocr, read_text
+from tests.conftest import torch_and_onnx
 
 pytestmark = pytest.mark.slow
 
@@ -25,13 +26,8 @@ def weights() -> Path:
 def readers(weights: Path) -> dict:
     """The OCR model as it loads with the export (what `m2t prepare` leaves) and with M2T_OCR_ONNX=0."""
     ocr_onnx.export_detector(weights)
-    mp = pytest.MonkeyPatch()
     spec = resolve("ocr", device="cpu")
-    mp.setenv(ocr_onnx.ONNX_ENV, "0")
-    torch_reader = load_ocr(replace(spec))
-    mp.delenv(ocr_onnx.ONNX_ENV)
-    onnx_reader = load_ocr(replace(spec))
-    mp.undo()
+    torch_reader, onnx_reader = torch_and_onnx(ocr_onnx.ONNX_ENV, lambda: load_ocr(replace(spec)))
     return {"torch": torch_reader, "onnx": onnx_reader}
 
 

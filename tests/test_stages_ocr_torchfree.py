@@ -15,6 +15,7 @@ from core.model_files import easyocr_dir
 from core.registry import resolve
 from core.stages import ocr_onnx, ocr_recognise, ocr_recogniser_onnx
 from core.stages.ocr import OcrResult, load_ocr, read_text
+from tests.conftest import torch_and_onnx
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,12 +28,7 @@ def readers() -> dict:
     ocr_onnx.export_detector(folder / ocr_onnx.WEIGHTS)
     ocr_recogniser_onnx.export_recogniser(folder / ocr_recogniser_onnx.WEIGHTS)
     spec = resolve("ocr", device="cpu")
-    mp = pytest.MonkeyPatch()
-    mp.setenv(ocr_onnx.ONNX_ENV, "0")
-    torch_reader = load_ocr(replace(spec))
-    mp.delenv(ocr_onnx.ONNX_ENV)
-    free_reader = load_ocr(replace(spec))
-    mp.undo()
+    torch_reader, free_reader = torch_and_onnx(ocr_onnx.ONNX_ENV, lambda: load_ocr(replace(spec)))
     return {"torch": torch_reader, "free": free_reader}
 
 
