@@ -19,7 +19,6 @@ import math
 import os
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -27,11 +26,8 @@ from core.errors import UserError
 from core.media.dump_field import looks_like_dump, parse_media_field
 from core.media.fetch import is_url
 from core.outputs import writable_file
-from core.pipeline import PredictRequest
+from core.pipeline import Prediction, PredictRequest
 from core.tables import TWEET_REQUIRED, formula_safe, formula_unsafe, read_tweet_dump
-
-if TYPE_CHECKING:  # the pipeline imports torch: the checks below must fail in a second, before that
-    from core.pipeline import Prediction, PredictRequest
 
 REQUIRED_COLUMNS = TWEET_REQUIRED
 OUTPUT_COLUMNS = ("generated", "caption", "ocr", "transcript", "error", "unsupported", "coverage", "thin")
