@@ -128,6 +128,19 @@ def test_an_export_that_differs_from_torch_is_refused(monkeypatch, tmp_path: Pat
     assert load_captioner(resolve("caption", device="cpu")).runtime == "torch"
 
 
+def test_a_damaged_export_is_removed_and_torch_captions_meanwhile(monkeypatch, tmp_path: Path, weights: Path,
+                                                                 photos: dict, capsys) -> None:
+    monkeypatch.setenv("M2T_CACHE_DIR", str(tmp_path))
+    export = caption_onnx.export_captioner(weights)
+    export.write_bytes(export.read_bytes()[:1000])  # a truncated file, as a full disk or a killed copy leaves
+    cap = load_captioner(resolve("caption", device="cpu"))
+    assert cap.runtime == "torch" and caption_images(cap, [photos["coffee.png"]])[0].caption == "a photo of an espresso"
+    assert "could not be loaded" in capsys.readouterr().err
+    assert caption_onnx.exported(weights) is None, "removed, so the next m2t prepare exports it again"
+    assert caption_onnx.export_captioner(weights) == export and load_captioner(
+        resolve("caption", device="cpu")).runtime == "onnx"
+
+
 def test_m2t_caption_onnx_off_and_accelerators_keep_torch() -> None:
     assert not caption_onnx.enabled({caption_onnx.ONNX_ENV: "0"}) and caption_onnx.enabled({})
     spec = resolve("caption", device="cpu")

@@ -113,6 +113,19 @@ def test_without_the_recogniser_export_easyocr_reads(monkeypatch, readers: dict,
     assert "SUMMER SALE" in read_text(reader, Image.open(poster_path)).text
 
 
+def test_a_damaged_export_is_removed_and_easyocr_reads_meanwhile(monkeypatch, tmp_path: Path, poster_path: Path,
+                                                                 capsys) -> None:
+    monkeypatch.setenv("M2T_CACHE_DIR", str(tmp_path))
+    weights = easyocr_dir(resolve("ocr")) / ocr_recogniser_onnx.WEIGHTS
+    ocr_onnx.export_detector(weights.with_name(ocr_onnx.WEIGHTS))
+    _, int8 = ocr_recogniser_onnx.export_recogniser(weights)
+    int8.write_bytes(int8.read_bytes()[:500])  # a truncated file, as a full disk or a killed copy leaves
+    reader = load_ocr(resolve("ocr", device="cpu"))
+    assert reader.runtime == "torch" and "SUMMER" in read_text(reader, Image.open(poster_path)).text
+    assert "could not be loaded" in capsys.readouterr().err
+    assert ocr_recogniser_onnx.exported(weights) is None, "removed, so the next m2t prepare exports it again"
+
+
 def test_m2t_ocr_onnx_off_keeps_torch(readers: dict) -> None:
     assert readers["torch"].runtime == "torch"
     assert type(readers["torch"].reader).__module__.startswith("easyocr")

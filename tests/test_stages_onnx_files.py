@@ -38,3 +38,13 @@ def test_the_softmax_is_torchs() -> None:
     expected = torch.softmax(torch.from_numpy(logits), dim=-1).numpy()
     np.testing.assert_allclose(got, expected, rtol=0, atol=2.4e-7)  # torch's vectorised exp: an ulp or two apart
     np.testing.assert_allclose(got.sum(axis=-1), 1.0, atol=1e-6)
+
+
+def test_an_export_that_fails_to_open_is_removed_and_reported(tmp_path: Path) -> None:
+    model, labels = tmp_path / "m.onnx", tmp_path / "m.labels.json"
+    model.write_bytes(b"not a model")
+    labels.write_text("[]")
+    assert onnx_files.open_export(lambda: "opened", model, labels) == "opened"
+    with pytest.raises(ModelUnavailableError, match=r"m\.onnx could not be loaded .*m2t prepare"):
+        onnx_files.open_export(lambda: onnx_files.session(model), model, labels)
+    assert not model.exists() and not labels.exists(), "a damaged export is never trusted again"

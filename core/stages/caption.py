@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
+from core.console import say
 from core.devices import pick_device, pick_dtype
 from core.errors import ModelUnavailableError, first_line
 from core.registry import ModelSpec
@@ -74,8 +75,13 @@ def _load_efficientnet(spec: ModelSpec) -> Captioner:
     # On a CPU, the export `m2t prepare` made for these weights: ONNX Runtime and numpy, no torch or torchvision.
     onnx_file = caption_onnx.exported(weights) if _efficientnet_on_cpu(spec) and caption_onnx.enabled() else None
     if onnx_file is not None:
-        return Captioner(spec=spec, model=caption_onnx.OnnxClassifier(onnx_file),
-                         labels=caption_onnx.read_labels(onnx_file), device="cpu", runtime="onnx")
+        try:
+            model, labels = onnx_files.open_export(
+                lambda: (caption_onnx.OnnxClassifier(onnx_file), caption_onnx.read_labels(onnx_file)),
+                onnx_file, caption_onnx.labels_path(onnx_file))
+            return Captioner(spec=spec, model=model, labels=labels, device="cpu", runtime="onnx")
+        except ModelUnavailableError as exc:
+            say(f"note: {exc}; captioning runs on torch meanwhile")
     return Captioner(spec=spec, model=caption_onnx.torch_network(weights),
                      labels=caption_onnx.imagenet_categories(), device="cpu", runtime="torch")
 

@@ -32,11 +32,12 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from PIL import Image
 
+from core.console import say
 from core.devices import pick_device
 from core.errors import ModelUnavailableError, UserError
 from core.model_files import easyocr_dir
 from core.registry import ModelSpec
-from core.stages import ocr_onnx, ocr_torchfree
+from core.stages import ocr_onnx, ocr_torchfree, onnx_files
 from core.stages.ocr_detect import reformat_input
 
 MIN_CONFIDENCE = 0.2  # below this EasyOCR mostly reads texture as letters
@@ -101,23 +102,32 @@ def load_ocr(spec: ModelSpec) -> OcrReader:
     # On a CPU with both exports from `m2t prepare`: no torch, torchvision or easyocr at all (~5.5 s of a cold start)
     found = ocr_torchfree.exports(folder) if not gpu and ocr_onnx.enabled() else None
     if found is not None:
-        return OcrReader(spec=spec, reader=ocr_torchfree.load(*found), coarse_side=coarse_side, detector="onnx",
-                         runtime="onnx")
+        try:
+            reader = onnx_files.open_export(lambda: ocr_torchfree.load(*found), found[0], *found[1])
+            return OcrReader(spec=spec, reader=reader, coarse_side=coarse_side, detector="onnx", runtime="onnx")
+        except ModelUnavailableError as exc:
+            say(f"note: {exc}; OCR runs on easyocr (torch) meanwhile")
     import easyocr
 
     weights = folder / ocr_onnx.WEIGHTS
     # On a CPU, the detector's ONNX export when `m2t prepare` made one for these weights (then EasyOCR need not
     # load its torch detector at all); otherwise, or on a GPU, EasyOCR's torch detector.
     onnx_file = ocr_onnx.exported(weights) if not gpu and ocr_onnx.enabled() and weights.is_file() else None
+    detector = None
+    if onnx_file is not None:
+        try:
+            detector = onnx_files.open_export(lambda: ocr_onnx.OnnxDetector(onnx_file), onnx_file)
+        except ModelUnavailableError as exc:
+            say(f"note: {exc}; OCR detects text on torch meanwhile")
     try:
         reader = easyocr.Reader(["en"], gpu=gpu, model_storage_directory=str(folder), download_enabled=False,
-                                verbose=False, detector=onnx_file is None)
+                                verbose=False, detector=detector is None)
     except FileNotFoundError as exc:
         raise ModelUnavailableError(f"EasyOCR weights missing in {folder}: {exc}") from None
-    if onnx_file is not None:
+    if detector is not None:
         from easyocr.detection import get_textbox
 
-        reader.detector = ocr_onnx.OnnxDetector(onnx_file)
+        reader.detector = detector
         reader.get_textbox, reader.detect_network = get_textbox, "craft"  # what EasyOCR sets with its own detector
         return OcrReader(spec=spec, reader=reader, coarse_side=coarse_side, detector="onnx")
     if not gpu:  # oneDNN's channels-last convolutions: the same boxes, 1.27x faster at 800x450 (none at 512)

@@ -10,12 +10,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
-from core.errors import ModelUnavailableError
+from core.errors import ModelUnavailableError, first_line
 from core.registry import cache_dir
 
 
@@ -26,6 +27,22 @@ def require_exporter(what: str, meanwhile: str) -> None:
     except ImportError:
         raise ModelUnavailableError(f"exporting {what} to ONNX needs the onnx package (pip install onnx); "
                                     f"{meanwhile} meanwhile") from None
+
+
+T = TypeVar("T")
+
+
+def open_export(open_: Callable[[], T], *files: Path) -> T:
+    """``open_()`` on a cached export's ``files``. One that fails to load (truncated, damaged) is removed, never
+    trusted, and reported as :class:`ModelUnavailableError`, so the stage falls back to torch and the next
+    ``m2t prepare`` exports it again (it skips an export whose file exists)."""
+    try:
+        return open_()
+    except Exception as exc:  # ONNX Runtime's load errors subclass Exception only; numpy and json raise their own
+        for file in files:
+            Path(file).unlink(missing_ok=True)
+        raise ModelUnavailableError(f"the cached ONNX export {Path(files[0]).name} could not be loaded "
+                                    f"({first_line(exc)}); it was removed and `m2t prepare` makes it again") from None
 
 
 def folder() -> Path:
