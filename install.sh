@@ -11,7 +11,8 @@ cd "$(dirname "$0")"
 #   espeak-ng  speech fixtures for the ASR tests and synthetic speech sets
 #   chromium   the browser test and the README's screenshots
 #   fonts-dejavu-core fonts-liberation fonts-freefont-ttf  rendered-text fixtures and synthetic posters
-APT_PACKAGES="espeak-ng chromium fonts-dejavu-core fonts-liberation fonts-freefont-ttf"
+#   fonts-noto-color-emoji  colour emoji in headless Chromium (the app and the README screenshots)
+APT_PACKAGES="espeak-ng chromium fonts-dejavu-core fonts-liberation fonts-freefont-ttf fonts-noto-color-emoji wordnet-base"
 if [ "${M2T_SKIP_APT:-0}" != "1" ] && command -v apt-get >/dev/null && [ "$(id -u)" = "0" ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq

@@ -337,13 +337,13 @@ def run_prepare(args) -> int:
         if alias.backend == "gguf":
             say(f"{name}: {convert_gguf(spec)}")
         if spec.engine == "ctranslate2":  # the engine's int8 copy, made from the safetensors one
-            from core.stages import llm_ct2
+            from core.stages.llm import ct2 as llm_ct2
 
             say(f"{name} (ctranslate2): {llm_ct2.convert(spec, llm_ct2.prepare_device(spec))}")
         elif alias.backend == "faster-whisper":
             say(f"{name}: {whisper_dir(spec)}")
         elif alias.backend == "efficientnet":
-            from core.stages import caption_onnx
+            from core.stages.caption import onnx_model as caption_onnx
 
             try:  # the captioner on ONNX Runtime (same labels, no torch import); without it captioning keeps torch
                 exported = caption_onnx.export_captioner(caption_onnx.weights_file(spec))
@@ -352,18 +352,19 @@ def run_prepare(args) -> int:
                 say(f"note: {exc}")
         elif alias.backend == "easyocr":
             say(f"{name}: {easyocr_dir(spec)}")
-            from core.stages import ocr_onnx
+            from core.stages.ocr import detector_onnx as ocr_onnx
 
             try:  # the detector on ONNX Runtime (same boxes, faster); without it OCR keeps the torch detector
                 exported = ocr_onnx.export_detector(easyocr_dir(spec) / ocr_onnx.WEIGHTS)
                 say(f"{name} (detector, ONNX Runtime): {exported}")
             except ModelUnavailableError as exc:
                 say(f"note: {exc}")
-            from core.stages import ocr_recogniser_onnx
+            from core.stages.ocr import recogniser_onnx as ocr_recogniser_onnx
 
             try:  # with the detector's export: OCR without torch, torchvision or easyocr (~5.5 s of a cold start)
-                features, int8 = ocr_recogniser_onnx.export_recogniser(easyocr_dir(spec) / ocr_recogniser_onnx.WEIGHTS)
-                say(f"{name} (recogniser, ONNX Runtime + int8 numpy): {features}, {int8.name}")
+                weights = easyocr_dir(spec) / ocr_recogniser_onnx.WEIGHTS
+                network, charset = ocr_recogniser_onnx.export_recogniser(weights)
+                say(f"{name} (recogniser, ONNX Runtime): {network}, {charset.name}")
             except ModelUnavailableError as exc:
                 say(f"note: {exc}")
     return 0

@@ -6,7 +6,8 @@ import pytest
 
 from core import preload
 from core.env import switched_on
-from core.stages import caption_onnx, ocr_onnx
+from core.stages.caption import onnx_model as caption_onnx
+from core.stages.ocr import detector_onnx as ocr_onnx
 
 
 @pytest.mark.parametrize(("value", "on"), [("", True), ("1", True), ("yes", True), ("0", False), ("off", False),

@@ -22,6 +22,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("base", ("core.errors", "core.env", "core.devices", "core.outputs", "core.tables", "core.console", "core.registry",
               "core.model_files")),
     ("media", ("core.media",)),
+    ("shared by the stages", ("core.stages.onnx_files",)),
     ("stages and metrics", ("core.stages", "core.eval")),
     ("brand", ("core.brand",)),
     ("pipeline", ("core.pipeline",)),
@@ -118,6 +119,27 @@ def test_layer_test_catches_a_back_edge(tmp_path: Path) -> None:
     edges = _imports(fake, _project_modules())
     assert edges == [("core.pipeline", 2)]
     assert _layer("core.pipeline") > _layer("core.stages.llm")
+
+
+# One package (or module) per model stage; a stage never reaches into another stage's package.
+STAGES = ("core.stages.caption", "core.stages.ocr", "core.stages.asr", "core.stages.llm")
+
+
+def _stage(module: str) -> str | None:
+    return next((s for s in STAGES if module == s or module.startswith(s + ".")), None)
+
+
+def test_each_model_stage_has_its_package_and_imports_no_other_stage() -> None:
+    modules = _project_modules()
+    for stage in ("core.stages.caption", "core.stages.ocr", "core.stages.llm"):
+        assert modules[stage].name == "__init__.py", f"{stage} is a package"
+    crossings = [f"{modules[name].relative_to(ROOT)}:{line}: {name} imports {target}"
+                 for name, edges in _graph().items() if _stage(name)
+                 for target, line in edges if _stage(target) not in (None, _stage(name))]
+    assert not crossings, "stages importing each other:\n" + "\n".join(crossings)
+    flat = sorted(p.name for p in (ROOT / "core" / "stages").glob("*.py"))
+    strays = [n for n in flat if n.split("_")[0] in ("ocr", "llm", "caption")]
+    assert not strays, f"a stage's module outside its package: {strays}"
 
 
 def test_llm_base_imports_no_torch() -> None:

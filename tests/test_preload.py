@@ -71,7 +71,7 @@ def test_no_warm_up_once_a_visitor_is_already_predicting(no_preload_yet) -> None
 def test_only_a_model_slower_on_its_first_call_asks_for_a_warm_up(monkeypatch) -> None:
     """The offline profile after ``m2t prepare`` (ONNX Runtime caption and OCR, CTranslate2 LLM) needs none; the
     same captioner on torch (``M2T_CAPTION_ONNX=0``) does."""
-    from core.stages import caption_onnx
+    from core.stages.caption import onnx_model as caption_onnx
 
     specs = {task: resolve(task, device="cpu") for task in ("caption", "ocr", "llm")}
     models = {task: model_cache.get(spec) for task, spec in specs.items()}

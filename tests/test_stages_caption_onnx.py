@@ -1,4 +1,4 @@
-"""``core.stages.caption_onnx``: EfficientNet-Lite0 on ONNX Runtime names the same classes with the same scores as
+"""``core.stages.caption.onnx_model``: EfficientNet-Lite0 on ONNX Runtime names the same classes with the same scores as
 torch, loads without importing torch, and torch stays the fallback (no export, ``M2T_CAPTION_ONNX=0``)."""
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from PIL import Image
 from core.devtools.brand_dump import sample_photo_dirs
 from core.errors import ModelUnavailableError
 from core.registry import resolve
-from core.stages import caption_onnx
 from core.stages.caption import (
     Captioner,
     _efficientnet_array,
@@ -26,6 +25,7 @@ from core.stages.caption import (
     caption_images,
     load_captioner,
 )
+from core.stages.caption import onnx_model as caption_onnx
 from tests.conftest import torch_and_onnx
 
 pytestmark = pytest.mark.slow

@@ -2,7 +2,7 @@ import pytest
 
 from core.errors import UserError
 from core.registry import resolve
-from core.stages.llm import GenerationConfig, clean_tweet, generate, load_llm
+from core.stages.llm import MAX_TWEET_CHARS, STOP_STRINGS, GenerationConfig, clean_tweet, generate, load_llm
 from core.stages.prompt import TweetContext, build_prompt
 
 
@@ -39,23 +39,37 @@ def _prompts(style="few-shot", tokenizer=None):
     return [build_prompt(c, style, tokenizer) for c in contexts]
 
 
+def assert_cleaned(tweet: str) -> None:
+    """What holds for any text a real LLM writes once ``generate`` has cleaned it."""
+    assert len(tweet) <= MAX_TWEET_CHARS and clean_tweet(tweet) == tweet, tweet
+    assert not any(s in tweet for s in STOP_STRINGS), tweet  # "\nCompany:", "###", …: no prompt leaks through
+
+
 @pytest.mark.slow
 def test_default_llm_writes_tweets_in_a_batch(llm):
+    """The real LLM: a cleaned tweet per prompt, in the prompts' order. Its words are not pinned (they change with
+    the CPU's int8 kernels), nor compared with the same prompt in another batch: CTranslate2 on Intel MKL rounds
+    attention differently with the padding (OpenNMT/CTranslate2#693), so a near tie may go the other way."""
     cfg = GenerationConfig(max_new_tokens=24, batch_size=3)
-    batched = generate(llm, _prompts(), cfg)
+    prompts = _prompts()
+    batched = generate(llm, prompts, cfg)
     assert len(batched) == 3
     for (tweet,) in batched:
-        assert 0 < len(tweet) <= 280
-        assert "Company:" not in tweet and "###" not in tweet
-    # Left padding: a prompt's greedy tweet does not depend on its batch neighbours.
-    alone = generate(llm, _prompts()[1:2], cfg)
-    assert alone[0] == batched[1]
+        assert tweet
+        assert_cleaned(tweet)
+    # The same rows asked in the reverse order: the same tweets (one process, the same batches), reversed.
+    assert generate(llm, prompts[::-1], cfg) == batched[::-1]
 
 
 @pytest.mark.slow
 def test_candidates_are_sampled(llm):
+    """Three cleaned candidates. That samples differ is checked on the tiny random models
+    (tests/test_stages_llm_ct2.py), whose near-uniform next-token distribution makes equal samples all but
+    impossible on any CPU; a real model may well sample one likely tweet three times."""
     (cands,) = generate(llm, _prompts()[:1], GenerationConfig(max_new_tokens=16, num_candidates=3, seed=1))
-    assert len(cands) == 3 and len(set(cands)) > 1
+    assert len(cands) == 3
+    for tweet in cands:
+        assert_cleaned(tweet)
 
 
 def test_hub_causal_lm_with_lora_adapter(tmp_path):
@@ -84,7 +98,7 @@ def test_hub_causal_lm_with_lora_adapter(tmp_path):
 def test_no_repeat_ngrams_counts_the_generated_text_only():
     import torch
 
-    from core.stages.llm_transformers import _NoRepeatNewNGrams
+    from core.stages.llm.hf import _NoRepeatNewNGrams
 
     proc = _NoRepeatNewNGrams(3, prompt_length=3)
     # The prompt (5, 6, 7) may be copied; within the new text, "1 2" was followed by 3 once, so 3 is banned.

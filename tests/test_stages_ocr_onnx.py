@@ -1,4 +1,4 @@
-"""``core.stages.ocr_onnx``: CRAFT on ONNX Runtime finds the same boxes and text as torch; torch stays the fallback."""
+"""``core.stages.ocr.detector_onnx``: CRAFT on ONNX Runtime finds the same boxes and text as torch (the fallback)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from core.model_files import easyocr_dir
 from core.registry import resolve
-from core.stages import ocr_onnx
+from core.stages.ocr import detector_onnx as ocr_onnx
 from core.stages.ocr import load_ocr, read_text
 from tests.conftest import torch_and_onnx
 
@@ -46,10 +46,9 @@ def test_onnx_and_torch_find_the_same_boxes_and_text(readers: dict, poster_path:
     images = {"poster": Image.open(poster_path), **ocr_images()}
     for name, image in images.items():
         got = {kind: read_text(reader, image) for kind, reader in readers.items()}
-        # with the recogniser's export too, the "onnx" reader is the torch-free one: confidences agree to ~1e-7
+        # with the recogniser's export too, the "onnx" reader is the torch-free one (its confidences are compared in
+        # tests/test_stages_ocr_torchfree.py): the detector's boxes, and so the texts, are the same
         assert [(b.box, b.text) for b in got["onnx"].boxes] == [(b.box, b.text) for b in got["torch"].boxes], name
-        assert all(abs(a.confidence - b.confidence) <= 1e-4
-                   for a, b in zip(got["onnx"].boxes, got["torch"].boxes, strict=True)), name
         assert got["onnx"].text == got["torch"].text, name
     assert "SUMMER SALE" in read_text(readers["onnx"], images["poster"]).text
 

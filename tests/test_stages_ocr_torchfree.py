@@ -1,4 +1,5 @@
-"""``core.stages.ocr_torchfree``: the reader without torch/easyocr reads exactly what easyocr's torch path reads."""
+"""``core.stages.ocr.torchfree``: the reader without torch/easyocr finds the boxes easyocr finds and reads the same
+texts, with confidences close to easyocr's (its CPU path rounds the LSTMs to int8; the export is fp32)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ from PIL import Image
 
 from core.model_files import easyocr_dir
 from core.registry import resolve
-from core.stages import ocr_onnx, ocr_recognise, ocr_recogniser_onnx
 from core.stages.ocr import OcrResult, load_ocr, read_text
+from core.stages.ocr import detector_onnx as ocr_onnx
+from core.stages.ocr import recognise as ocr_recognise
+from core.stages.ocr import recogniser_onnx as ocr_recogniser_onnx
 from tests.conftest import torch_and_onnx
 
 pytestmark = pytest.mark.slow
@@ -32,12 +35,15 @@ def readers() -> dict:
     return {"torch": torch_reader, "free": free_reader}
 
 
+MAX_CONFIDENCE_GAP = 0.25  # int8 against fp32 LSTMs: 0.16 apart on a 0.6-0.75 line, under 0.04 elsewhere
+
+
 def _assert_same(free: OcrResult, torch: OcrResult, name: str) -> None:
     assert [b.box for b in free.boxes] == [b.box for b in torch.boxes], name
     assert [b.text for b in free.boxes] == [b.text for b in torch.boxes], name
     assert free.text == torch.text, name
     for a, b in zip(free.boxes, torch.boxes, strict=True):
-        assert abs(a.confidence - b.confidence) <= 1e-4, (name, a.text, a.confidence, b.confidence)
+        assert abs(a.confidence - b.confidence) <= MAX_CONFIDENCE_GAP, (name, a.text, a.confidence, b.confidence)
 
 
 def _rotated_text() -> Image.Image:
@@ -77,13 +83,13 @@ def test_same_boxes_texts_and_confidences_as_easyocr(readers: dict, poster_path:
 
 def test_low_contrast_text_takes_the_contrast_retry_alike(readers: dict, monkeypatch) -> None:
     calls: list[int] = []
-    original = ocr_recognise.adjust_contrast_grey
+    original = ocr_recognise.stretched
 
-    def counting(img: np.ndarray, target: float = 0.4) -> np.ndarray:
-        calls.append(img.size)
-        return original(img, target)
+    def counting(crop: np.ndarray) -> np.ndarray:
+        calls.append(crop.size)
+        return original(crop)
 
-    monkeypatch.setattr(ocr_recognise, "adjust_contrast_grey", counting)
+    monkeypatch.setattr(ocr_recognise, "stretched", counting)
     image = _low_contrast_text()
     free = read_text(readers["free"], image)
     assert calls, "no box went through the second, contrast-adjusted pass"
@@ -118,8 +124,8 @@ def test_a_damaged_export_is_removed_and_easyocr_reads_meanwhile(monkeypatch, tm
     monkeypatch.setenv("M2T_CACHE_DIR", str(tmp_path))
     weights = easyocr_dir(resolve("ocr")) / ocr_recogniser_onnx.WEIGHTS
     ocr_onnx.export_detector(weights.with_name(ocr_onnx.WEIGHTS))
-    _, int8 = ocr_recogniser_onnx.export_recogniser(weights)
-    int8.write_bytes(int8.read_bytes()[:500])  # a truncated file, as a full disk or a killed copy leaves
+    network, _ = ocr_recogniser_onnx.export_recogniser(weights)
+    network.write_bytes(network.read_bytes()[:500])  # a truncated file, as a full disk or a killed copy leaves
     reader = load_ocr(resolve("ocr", device="cpu"))
     assert reader.runtime == "torch" and "SUMMER" in read_text(reader, Image.open(poster_path)).text
     assert "could not be loaded" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""``core.stages.tokenizer``: the transformers tokenizer's ids, text and chat prompts, without transformers."""
+"""``core.stages.llm.tokenizer``: the transformers tokenizer's ids, text and chat prompts, without transformers."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from core.stages.llm.tokenizer import FastTokenizer, load_tokenizer, plain_config
 from core.stages.prompt import DEFAULT_EXAMPLES, TweetContext, build_prompt
-from core.stages.tokenizer import FastTokenizer, load_tokenizer, plain_config
 
 ROOT = Path(__file__).resolve().parents[1]
 TEXTS = [
@@ -53,7 +53,7 @@ def assert_same(fast: FastTokenizer, ref, texts: list[str]) -> None:
 def gemma_folder() -> Path:
     """The offline default LLM's CTranslate2 folder, as the engine opens it."""
     from core.registry import resolve
-    from core.stages import llm_ct2
+    from core.stages.llm import ct2 as llm_ct2
 
     spec = resolve("llm", device="cpu")
     return llm_ct2.convert(spec, llm_ct2.prepare_device(spec))
@@ -142,7 +142,8 @@ def test_a_folder_whose_settings_change_the_ids_keeps_transformers(tmp_path: Pat
 
 @pytest.mark.slow
 def test_the_fast_tokenizer_imports_no_transformers(gemma_folder: Path) -> None:
-    code = (f"import sys; from core.stages.tokenizer import load_tokenizer; t = load_tokenizer({str(gemma_folder)!r}); "
+    code = ("import sys; from core.stages.llm.tokenizer import load_tokenizer; "
+            f"t = load_tokenizer({str(gemma_folder)!r}); "
             "t.decode(t.encode('Hello there')); print(type(t).__name__, 'transformers' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["FastTokenizer", "False"]

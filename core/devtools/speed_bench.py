@@ -80,8 +80,9 @@ def bench_ocr(repeats: int = 5) -> dict:
 
     from core.model_files import easyocr_dir
     from core.registry import resolve
-    from core.stages import ocr_onnx, ocr_recogniser_onnx
+    from core.stages.ocr import detector_onnx as ocr_onnx
     from core.stages.ocr import load_ocr, read_text
+    from core.stages.ocr import recogniser_onnx as ocr_recogniser_onnx
 
     spec = resolve("ocr", device="cpu")
     ocr_onnx.export_detector(easyocr_dir(spec) / ocr_onnx.WEIGHTS)
@@ -136,7 +137,7 @@ def detector_cpu(onnx_file: Path, repeats: int) -> dict:
 
     from core.model_files import easyocr_dir
     from core.registry import resolve
-    from core.stages import ocr_onnx
+    from core.stages.ocr import detector_onnx as ocr_onnx
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -253,7 +254,7 @@ def bench_cold(runs: int = 3, repeats: int = 3, request: dict | None = None) -> 
         warm_request = PredictRequest(**request, media=str(path))
         # Loads and first calls. The first prediction of a process is the one to compare with the new processes':
         # a sampled second look (taken when the greedy tweet fails a check) repeats across processes started
-        # alike, not across calls in one process (core.stages.llm_ct2).
+        # alike, not across calls in one process (core.stages.llm.ct2).
         first_tweet = pipeline.predict(warm_request).tweet
         warm, warm_cpu, warm_tweets = [], [], set()
         for _ in range(repeats):

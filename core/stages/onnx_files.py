@@ -1,8 +1,9 @@
 """What the ONNX Runtime exports share: their cache folder, the weights' content hash, the session, the softmax.
 
-Why one module: the OCR detector (:mod:`core.stages.ocr_onnx`) and the captioner (:mod:`core.stages.caption_onnx`)
-are exported the same way (once, at ``m2t prepare``, named by the hash of the weights they came from) and must run
-with the same thread settings, or one stage's spinning threads slow the next. Nothing here imports torch.
+Why one module: the OCR detector and recogniser (:mod:`core.stages.ocr.detector_onnx`,
+:mod:`core.stages.ocr.recogniser_onnx`) and the captioner (:mod:`core.stages.caption.onnx_model`) are exported the
+same way (once, at ``m2t prepare``, named by the hash of the weights they came from) and must run with the same
+thread settings, or one stage's spinning threads slow the next. Nothing here imports torch.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """The tweet LLM stage, engine-free: generation settings, stop strings, tweet cleaning, and the engine table.
 
 Three engines write tweets (``spec.engine``): ``ctranslate2`` (int8, the offline default:
-:mod:`core.stages.llm_ct2`), ``transformers`` (training, hub models, 4-bit: :mod:`core.stages.llm_transformers`)
-and ``openai`` (any OpenAI-compatible server: :mod:`core.stages.llm_openai`). Every engine gets the same
+:mod:`core.stages.llm.ct2`), ``transformers`` (training, hub models, 4-bit: :mod:`core.stages.llm.hf`)
+and ``openai`` (any OpenAI-compatible server: :mod:`core.stages.llm.openai_api`). Every engine gets the same
 prompts, stop strings and :func:`clean_tweet`, so their tweets compare.
 
 This module imports neither torch nor transformers: callers that only need a :class:`GenerationConfig`
@@ -61,9 +61,9 @@ class Engine(Protocol):
 
 
 ENGINES: dict[str, str] = {
-    "transformers": "core.stages.llm_transformers",
-    "ctranslate2": "core.stages.llm_ct2",
-    "openai": "core.stages.llm_openai",
+    "transformers": "core.stages.llm.hf",
+    "ctranslate2": "core.stages.llm.ct2",
+    "openai": "core.stages.llm.openai_api",
 }
 
 

@@ -16,11 +16,11 @@ instead of 9.3 s; images with small text pay both passes (~1.3×). Known limit: 
 alone on an image may go unseen (nothing found on the copy means no second pass);
 ``M2T_OCR_COARSE_SIDE=0`` always detects at full scale.
 
-On a CPU the detector runs on ONNX Runtime when ``m2t prepare`` exported it (:mod:`core.stages.ocr_onnx`:
-the same boxes, faster, and a lighter load); otherwise on torch in channels-last memory format. When prepare
-also exported the recogniser (:mod:`core.stages.ocr_recogniser_onnx`), the whole reader runs without torch,
-torchvision or easyocr (:mod:`core.stages.ocr_torchfree`): the same boxes, texts and confidences, without the
-~5.5 s their imports cost a cold ``m2t predict``.
+On a CPU, with both exports from ``m2t prepare`` (:mod:`core.stages.ocr.detector_onnx`,
+:mod:`core.stages.ocr.recogniser_onnx`), the whole reader runs on ONNX Runtime without torch, torchvision or
+easyocr (:mod:`core.stages.ocr.torchfree`: the same boxes and texts as easyocr, without the ~5.5 s their imports
+cost a cold ``m2t predict``). With the detector's export alone, easyocr reads with the ONNX detector; otherwise,
+or on a GPU, easyocr on torch (channels-last on a CPU). ``M2T_OCR_ONNX=0`` keeps torch.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import os
 import statistics
 from dataclasses import asdict, dataclass, field
 
+import cv2
 import numpy as np
 from PIL import Image
 
@@ -37,8 +38,9 @@ from core.devices import pick_device
 from core.errors import ModelUnavailableError, UserError
 from core.model_files import easyocr_dir
 from core.registry import ModelSpec
-from core.stages import ocr_onnx, ocr_torchfree, onnx_files
-from core.stages.ocr_detect import reformat_input
+from core.stages import onnx_files
+from core.stages.ocr import detector_onnx as ocr_onnx
+from core.stages.ocr import torchfree as ocr_torchfree
 
 MIN_CONFIDENCE = 0.2  # below this EasyOCR mostly reads texture as letters
 COARSE_SIDE = 512  # px, the first detection pass's long side (M2T_OCR_COARSE_SIDE; 0: full scale only)
@@ -81,8 +83,8 @@ class OcrReader:
     spec: ModelSpec
     reader: object
     coarse_side: int = COARSE_SIDE
-    detector: str = "torch"  # what runs text detection: "onnx" (ONNX Runtime, see core.stages.ocr_onnx) or "torch"
-    runtime: str = "torch"  # "onnx": no torch/easyocr at all (core.stages.ocr_torchfree); "torch": easyocr.Reader
+    detector: str = "torch"  # what runs text detection: "onnx" (ONNX Runtime, core.stages.ocr.detector_onnx) or "torch"
+    runtime: str = "torch"  # "onnx": no torch/easyocr at all (core.stages.ocr.torchfree); "torch": easyocr.Reader
 
 
 def coarse_side_from_env() -> int:
@@ -185,8 +187,8 @@ def detect(ocr: OcrReader, rgb: np.ndarray) -> tuple[list, list]:
 
 
 def read_text(ocr: OcrReader, image: Image.Image) -> OcrResult:
-    # easyocr.utils.reformat_input, vendored: what readtext() does (the same grey image), without importing easyocr
-    rgb, grey = reformat_input(np.asarray(image.convert("RGB")))
+    rgb = np.ascontiguousarray(np.asarray(image.convert("RGB")))
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)  # the recogniser reads luminance, whichever reader runs
     horizontal, free = detect(ocr, rgb)
     raw = ocr.reader.recognize(grey, horizontal, free, paragraph=False) if horizontal or free else []
     boxes = [

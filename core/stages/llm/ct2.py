@@ -41,7 +41,7 @@ from core.errors import ModelUnavailableError, UserError, first_line
 from core.model_files import convert_gguf
 from core.registry import ModelSpec, cache_dir
 from core.stages.llm import LLM, GenerationConfig
-from core.stages.tokenizer import load_tokenizer
+from core.stages.llm.tokenizer import load_tokenizer
 
 TOKENIZER_FILES = (
     "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja",
@@ -199,7 +199,7 @@ def prepare_device(spec: ModelSpec) -> str:
 
 def _open(folder: Path, device: str):
     """The generator and its tokenizer: ``tokenizers`` alone where the folder allows (no ``transformers``
-    import, seconds off a cold start; the same ids, see :mod:`core.stages.tokenizer`), else transformers'."""
+    import, seconds off a cold start; the same ids, see :mod:`core.stages.llm.tokenizer`), else transformers'."""
     import ctranslate2
 
     kind, _, index = device.partition(":")
