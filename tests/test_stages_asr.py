@@ -9,11 +9,22 @@ from core.registry import resolve
 from core.stages.asr import Segment, Transcript, load_asr, to_srt, to_vtt, transcribe
 from tests.conftest import SPEECH_TEXT
 
+# The words espeak says clearly: Whisper gives each 0.94-1.0 (base and tiny.en alike). "Our", "Come", "free" and
+# "croissant" it hears as near-even calls (0.15-0.78), which a CPU's int8 rounding may turn either way, so the
+# word error rate bounds leave room for them (15 words: one is 6.7 points).
+CLEAR_WORDS = ("coffee", "shop", "opens", "monday", "morning")
+
+
+def assert_heard(text: str, max_wer: float) -> None:
+    words = text.lower().replace(".", " ").split()
+    assert all(w in words for w in CLEAR_WORDS), text
+    assert sample_wer(text, SPEECH_TEXT) <= max_wer, text
+
 
 @pytest.mark.slow
 def test_whisper_base_transcribes_espeak_speech(asr, speech_path):
     transcript = transcribe(asr, load_media(speech_path).audio)
-    assert sample_wer(transcript.text, SPEECH_TEXT) <= 15.0, transcript.text
+    assert_heard(transcript.text, 30.0)  # measured 0 on an AMD EPYC; four near-even words at most
     assert transcript.segments and transcript.segments[0].start >= 0
     assert all(s.end >= s.start for s in transcript.segments)
     assert transcript.language == "en"
@@ -23,7 +34,7 @@ def test_whisper_base_transcribes_espeak_speech(asr, speech_path):
 def test_tiny_en_transcribes_the_video_soundtrack(video_path):
     tiny = load_asr(resolve("asr", "whisper-tiny.en", device="cpu"))
     transcript = transcribe(tiny, load_media(video_path).audio)
-    assert sample_wer(transcript.text, SPEECH_TEXT) <= 25.0, transcript.text  # tiny.en on AAC-compressed audio
+    assert_heard(transcript.text, 40.0)  # tiny.en on AAC-compressed audio: measured 13.3 ("a free quass off")
 
 
 def test_empty_or_silent_audio_is_a_clear_error(asr):
