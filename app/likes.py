@@ -12,7 +12,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from core.batch.likes import history_likes_model, with_likes
+from core.batch.likes import history_likes_model, spread_note, with_likes
 from core.brand.likes import COVERAGE, LikesModel, LikesPrediction
 from core.pipeline import Prediction, PredictRequest
 
@@ -36,6 +36,7 @@ def likes_for(request: PredictRequest, prediction: Prediction, rank: bool) -> tu
     if model is None:
         return prediction, [], note
     (prediction,), (likes,) = with_likes(model, [prediction], [request], "likes" if rank else "grounding")
+    note = "; ".join(filter(None, (note, spread_note(model, likes))))
     if likes and likes[0].source != "account":
         note = "; ".join(filter(None, (note, f"@{request.username} is not in the history: likes come from "
                                        + ("its company's account" if likes[0].source == "company"

@@ -126,7 +126,7 @@ def show_result(result: PredictionResult) -> None:
             show_media(analysis.media, analysis.ocr_boxes, result.upload)
         else:
             st.caption("No media: the tweet comes from the metadata alone.")
-    for error in analysis.errors:
+    for error in [*analysis.errors, *analysis.warnings]:
         st.warning(error, icon=":material/warning:")
     caption_col, ocr_col, asr_col = st.columns(3)
     with caption_col:

@@ -132,6 +132,7 @@ def _generation_config(args):
         temperature=args.temperature,
         batch_size=getattr(args, "batch_size", 8),
         seed=args.seed,
+        facts_first=not getattr(args, "no_facts_first", False),
     )
 
 
@@ -214,16 +215,18 @@ def run_predict(args) -> int:
     for stage, seconds in prediction.analysis.timings.items():
         if stage != "total":
             timings.add("stage", stage, seconds)
-    likes = []
+    likes, likes_note = [], ""
     if likes_model is not None:
-        from core.batch.likes import describe, with_likes
+        from core.batch.likes import describe, spread_note, with_likes
 
         (prediction,), (likes,) = with_likes(likes_model, [prediction], [request], args.rank)
-    for error in prediction.analysis.errors:
+        likes_note = spread_note(likes_model, likes)
+    for error in [*prediction.analysis.errors, *prediction.analysis.warnings]:
         say(f"warning: {error}")
     data = prediction.to_dict()
     if likes:
         data["predicted_likes"] = [p.to_dict() for p in likes]  # one per candidate, in the same order
+        data["likes_note"] = likes_note  # how far the predicted likes tell the candidates apart
     timings.add("total", "process start to tweet", process_age())
     if args.timings:
         data["cold_timings"] = timings.to_dict()
@@ -238,6 +241,8 @@ def run_predict(args) -> int:
         lines += ["", prediction.tweet, *([f"  {describe(likes[0])}"] if likes else [])]
         for i, c in enumerate(prediction.candidates[1:], 2):
             lines += [f"  alt {i}: {c}", *([f"         {describe(likes[i - 1])}"] if likes else [])]
+        if likes_note:
+            lines.append(likes_note)
         if prediction.grounding.get("kit_added"):
             lines.append(f"brand kit added: {' '.join(prediction.grounding['kit_added'])}")
         unsupported = prediction.grounding.get("unsupported", [])
@@ -393,6 +398,9 @@ def _add_generation_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sample", action="store_true", help="sample instead of greedy decoding")
     p.add_argument("--temperature", type=positive_float, default=0.8)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-facts-first", action="store_true",
+                   help="let the model start the tweet itself (by default it opens with the media's own text, "
+                        "which keeps the post's facts at no extra cost)")
 
 
 

@@ -25,14 +25,17 @@ from core.stages.grounding import (
     NEAR_COPY_RATIO,
     Evidence,
     check,
+    cut_run_on,
     is_thin,
     near_copy,
     own_words,
     rank_key,
     salient_words,
+    without_invented,
 )
 from core.stages.llm import GenerationConfig, generate_scored, load_llm
 from core.stages.ocr import OcrBox, load_ocr, read_images
+from core.stages.opening import facts_opening
 from core.stages.prompt import TweetContext, build_prompt
 
 if TYPE_CHECKING:
@@ -85,6 +88,8 @@ class Analysis:
     timings: dict[str, float] = field(default_factory=dict)
     media: Media | None = None
     brand: Examples | None = None  # the history examples the prompt showed (None: no history given)
+    warnings: list[str] = field(default_factory=list)  # what the person should check in the chosen tweet
+    opening: str = ""  # the tweet's first words, given to the model (core.stages.opening); "" when none
 
     @property
     def media_text(self) -> str:
@@ -129,8 +134,10 @@ class Prediction:
             "transcript": a.transcript,
             "segments": [asdict(s) for s in a.segments],
             "prompt": self.prompt,
+            "opening": a.opening,
             "timings": {k: round(v, 3) for k, v in a.timings.items()},
             "errors": a.errors,
+            "warnings": a.warnings,
             "grounding": self.grounding,
             "candidate_grounding": self.groundings,
             **history,
@@ -138,10 +145,11 @@ class Prediction:
 
 
 def evidence_for(request: PredictRequest, analysis: Analysis) -> Evidence:
-    """Everything a tweet may state: metadata, caption, OCR, transcript; the brand's habits count as voice."""
+    """Everything a tweet may state: metadata, caption, OCR, transcript; the brand's habits count as voice, and
+    its earlier tweets back the names it uses (its products, places, people), never a number."""
     voice = analysis.brand.voice.markers if analysis.brand is not None else []
     sources = [str(request.company), str(request.username), analysis.caption, analysis.ocr, analysis.transcript]
-    return Evidence.from_inputs(sources, format_date(request.date), voice)
+    return Evidence.from_inputs(sources, format_date(request.date), voice, _earlier_tweets(request, analysis))
 
 
 _ECHOES = re.compile(r"\s*(?:Style:|Recent tweets by @|Image description:|Text in the image:|Engagement:)")
@@ -171,9 +179,11 @@ def assess(candidates: list[str], request: PredictRequest, analysis: Analysis) -
     its similarity to the brand's earlier tweets (``copy_of`` when a near copy) and the brand markers it carries."""
     from core.brand.voice import BrandVoice
 
-    candidates = [cut_echo(c) for c in candidates]
     evidence = evidence_for(request, analysis)
     salient = salient_words(analysis.ocr, analysis.caption)
+    # a sentence that invents (an opponent, a stadium, a trophy) goes, where the rest still says something
+    candidates = [without_invented(c, check(c, evidence, salient), keep=analysis.opening)
+                  for c in (cut_run_on(cut_echo(c)) for c in candidates)]
     voice = analysis.brand.voice if analysis.brand is not None else BrandVoice()
     earlier = _earlier_tweets(request, analysis)
     media_text = " ".join(filter(None, (analysis.ocr, analysis.transcript)))
@@ -226,6 +236,9 @@ def choose(
     if ranked and dicts[0]["copy_of"]:
         analysis.errors.append(f"every candidate repeats an earlier tweet of the brand (word similarity "
                                f"{dicts[0]['copy_ratio']:.2f} to \"{dicts[0]['copy_of'][:80]}\")")
+    if ranked and dicts[0]["unsupported"]:
+        analysis.warnings.append(f"every candidate states something the inputs and the brand's history do not "
+                               f"support: {', '.join(dicts[0]['unsupported'])} (check it before posting)")
     voice = analysis.brand.voice if analysis.brand is not None else None
     kit = request.kit if request.kit is not None else (BrandKit.from_voice(voice) if voice else BrandKit())
     if request.brand_kit and not kit.empty:
@@ -234,6 +247,13 @@ def choose(
             ranked[i] = finished.tweet
             dicts[i]["kit_added"] = finished.added
     return ranked, dicts
+
+
+def with_opening(prompt: str, analysis: Analysis, cfg: GenerationConfig) -> str:
+    """The prompt with the tweet's first words from the media's text (``cfg.facts_first``, core.stages.opening),
+    recorded in ``analysis.opening`` so that every candidate starts with them."""
+    analysis.opening = facts_opening(analysis.ocr) if cfg.facts_first else ""
+    return f"{prompt} {analysis.opening}" if analysis.opening else prompt
 
 
 def _join_captions(captions: list[Caption]) -> tuple[str, list[tuple[str, float]]]:
@@ -423,6 +443,7 @@ class Pipeline:
         Raises ``UserError`` only for a request that cannot be answered at all.
         """
         prompt, analysis = self.prepare(request, on_stage)
+        prompt = with_opening(prompt, analysis, cfg or GenerationConfig())
         if on_stage:
             on_stage("llm", "start")
         start = time.perf_counter()
@@ -435,10 +456,11 @@ class Pipeline:
         return Prediction(tweet=candidates[0], candidates=candidates, prompt=prompt, analysis=analysis,
                           groundings=reports)
 
-    def _generate(self, prompts: list[str], cfg: GenerationConfig | None) -> list[list[tuple[str, float | None]]]:
+    def _generate(self, prompts: list[str], cfg: GenerationConfig | None,
+                  openings: list[str] | None = None) -> list[list[tuple[str, float | None]]]:
         """Candidates with their likelihoods; asked for only when there is a choice to break ties in."""
         cfg = cfg or GenerationConfig()
-        return generate_scored(self.model("llm"), prompts, cfg, scores=cfg.num_candidates > 1)
+        return generate_scored(self.model("llm"), prompts, cfg, scores=cfg.num_candidates > 1, openings=openings)
 
     def _write(self, prompts: list[str], requests: list[PredictRequest], analyses: list[Analysis],
                cfg: GenerationConfig | None) -> list[list[tuple[str, float | None]]]:
@@ -448,14 +470,16 @@ class Pipeline:
         call and all are ranked together. A tweet that passes costs one greedy call, as before; see
         docs/brand-voice.md for what each costs."""
         cfg = cfg or GenerationConfig()
-        scored = self._generate(prompts, cfg)
+        openings = [a.opening for a in analyses]
+        scored = self._generate(prompts, cfg, openings)
         if cfg.num_candidates > 1 or cfg.do_sample or cfg.second_look < 1:
             return scored
         weak = [i for i, rows in enumerate(scored)
                 if rows and needs_second_look(assess([rows[0][0]], requests[i], analyses[i])[1][0],
                                               thin_counts=requests[i].history is not None)]
         if weak:
-            more = self._generate([prompts[i] for i in weak], replace(cfg, num_candidates=cfg.second_look))
+            more = self._generate([prompts[i] for i in weak], replace(cfg, num_candidates=cfg.second_look),
+                                  [openings[i] for i in weak])
             for i, extra in zip(weak, more, strict=True):
                 scored[i] = [*scored[i], *extra]
         return scored
@@ -475,6 +499,7 @@ class Pipeline:
                 prepared.append(("", Analysis(errors=[str(exc)])))
             if progress:
                 progress(i + 1, 2 * len(requests))
+        prepared = [(with_opening(p, a, cfg or GenerationConfig()) if p else p, a) for p, a in prepared]
         prompts = [p for p, _ in prepared if p]
         start = time.perf_counter()
         live = [(request, analysis) for request, (prompt, analysis) in zip(requests, prepared, strict=True) if prompt]

@@ -127,3 +127,24 @@ def test_batch_with_history_writes_predicted_likes(pipeline, tmp_path):
     for _, row in saved.iterrows():
         assert row["generated"]
         assert int(row["likes_low"]) <= int(row["predicted_likes"]) <= int(row["likes_high"])
+
+
+def test_the_note_shows_how_far_the_drafts_differ(model, account):
+    from core.batch.likes import spread_note
+
+    likes = candidate_likes(model, _prediction([BAD, GOOD], [[], []]), _request(account))
+    note = spread_note(model, likes)
+    assert note.startswith("predicted likes differ between drafts") and "draft 2 is predicted the most" in note
+    assert spread_note(model, likes[:1]) == ""  # one draft: nothing to choose between
+
+
+def test_a_thin_history_says_it_cannot_tell_drafts_apart_and_how_much_it_needs(tmp_path, account):
+    from core.batch.likes import rows_for_words, spread_note
+
+    thin = load_or_fit(make_likes_dump(tmp_path / "thin.csv", 40, 4, seed=3), tmp_path / "cache")
+    assert not thin.choice.text  # too few rows to check whether words matter: the account's median
+    likes = candidate_likes(thin, _prediction([BAD, GOOD], [[], []]), _request(thin.lines.keys[0]))
+    assert likes[0].likes == likes[1].likes
+    note = spread_note(thin, likes)
+    assert "cannot tell these drafts apart" in note and f"about {rows_for_words()} earlier tweets" in note
+    assert f"(it has {thin.rows})" in note

@@ -89,3 +89,19 @@ def test_quality_metrics_count_thin_copies_voice_per_kind_subjects_and_numbers()
     assert out["voice_hashtags_share"] == 0.5 and out["voice_signoffs_share"] == 0.25
     assert out["voice_emojis_share"] == 0.25 and out["voice_marker_share"] == pytest.approx(4 / 12)
     assert quality_metrics([]) == {}
+
+
+def test_photo_rows_count_tweets_and_captions_that_name_their_subject(tmp_path: Path):
+    from core.eval.brand import read_subjects, subject_metrics
+    from core.eval.datasets import Item
+
+    (tmp_path / "subjects.csv").write_text("id,subject\n1,cat kitten tabby\n2,motorcycle motorbike bike\n")
+    subjects = read_subjects(tmp_path / "test.csv")
+    assert subjects == {"1": ["cat", "kitten", "tabby"], "2": ["motorcycle", "motorbike", "bike"]}
+    items = [Item(i, str(i), "", "", {"id": str(i)}) for i in (1, 2, 3)]  # row 3 is a poster: not counted
+    tweets = ["Our shop cats are back!", "Ride out with us this weekend", "Sale now on"]
+    details = [{"caption": "a photo of a cat"}, {"caption": "a photo"}, {"caption": "a photo of a web site"}]
+    assert subject_metrics(items, tweets, details, subjects) == {"photo_subject_share": 0.5,
+                                                                 "caption_subject_share": 0.5}
+    assert subject_metrics(items, tweets, details, {}) == {}
+    assert read_subjects(tmp_path / "elsewhere" / "test.csv") == {}

@@ -4,7 +4,9 @@ from core.pipeline import PredictRequest, format_date
 from core.stages.llm import MAX_TWEET_CHARS, STOP_STRINGS, GenerationConfig, clean_tweet
 from tests.stub_engine import Script, stub_llm
 
-CFG = GenerationConfig(max_new_tokens=40)
+# The tests of the second look, copy filter and ranking write whole candidates: no facts-first opening before them
+# (test_the_tweet_opens_with_the_posters_words covers the opening).
+CFG = GenerationConfig(max_new_tokens=40, facts_first=False)
 
 
 def test_format_date():
@@ -87,6 +89,41 @@ def test_a_tweet_that_leaves_the_poster_out_gets_a_second_look(stub_pipeline, po
     script = Script(greedy=POSTER_FACTS)
     again = stub_pipeline(script).predict(request, CFG)
     assert again.candidates == [POSTER_FACTS] and len(script.calls) == 1
+
+
+@pytest.mark.slow
+def test_the_tweet_opens_with_the_posters_words(stub_pipeline, poster_path):
+    """The facts-first opening (stub engine: the model's continuation is written here): the prompt ends with the
+    poster's words, every candidate starts with them, and without the opening the same continuation has none."""
+    request = PredictRequest(company="Nike", username="nike", date="2023-06-01 10:00", media=str(poster_path))
+    script = Script(greedy="is on: find your next pair at Nike today and run further this summer")
+    prediction = stub_pipeline(script).predict(request, GenerationConfig(max_new_tokens=40))
+    opening = prediction.analysis.opening
+    assert opening.lower().startswith("summer sale") and opening == prediction.to_dict()["opening"]
+    assert prediction.prompt.endswith(f"Tweet: {opening}") and script.calls[0][0][0] == prediction.prompt
+    assert prediction.tweet == f"{opening} is on: find your next pair at Nike today and run further this summer"
+    assert prediction.grounding["coverage"] >= 0.5 and not prediction.grounding["unsupported"]
+    off = stub_pipeline(Script(greedy="Find your next pair at Nike today and run further this summer")).predict(
+        request, GenerationConfig(max_new_tokens=40, facts_first=False, second_look=0))
+    assert off.analysis.opening == "" and off.prompt.endswith("Tweet:") and off.grounding["coverage"] < 0.5
+
+
+@pytest.mark.slow
+def test_an_invented_sentence_is_dropped_and_an_invention_everywhere_is_said(stub_pipeline, poster_path):
+    request = PredictRequest(company="Nike", username="nike", date="2023-06-01 10:00", media=str(poster_path))
+    invents = "this week only. Lace up and go! We won the 2019 Boston Marathon with Eliud Kipchoge."
+    script = Script(greedy=invents)
+    prediction = stub_pipeline(script).predict(request, GenerationConfig(max_new_tokens=40))
+    assert "Boston" not in prediction.tweet and prediction.tweet.endswith("Lace up and go!")
+    assert not prediction.grounding["unsupported"] and len(script.calls) == 1  # trimmed, so no second look
+    assert not prediction.analysis.warnings
+    # Every candidate invents within the facts' own sentence: the best is returned, and the person is told.
+    everywhere = "with Eliud Kipchoge in Boston"
+    script = Script(greedy=everywhere, sampled=[everywhere, "at the Boston Marathon", "in 2019 with Kipchoge"])
+    prediction = stub_pipeline(script).predict(request, GenerationConfig(max_new_tokens=40))
+    assert len(script.calls) == 2 and prediction.grounding["unsupported"]
+    (warning,) = prediction.analysis.warnings
+    assert "do not support" in warning and prediction.to_dict()["warnings"] == [warning]
 
 
 @pytest.mark.slow
@@ -213,13 +250,13 @@ def test_a_near_copy_gets_a_second_look_and_loses_to_a_sentence_of_its_own(stub_
                     logprobs=[-0.1, -0.5, -2.0])  # the copies are the likeliest
     pipe = stub_pipeline(script)
 
-    greedy = pipe.predict(request, GenerationConfig(max_new_tokens=48, second_look=0))
+    greedy = pipe.predict(request, GenerationConfig(max_new_tokens=48, second_look=0, facts_first=False))
     assert len(script.calls) == 1 and greedy.candidates == [LAST_TALK]  # no second look: the copy, as it was
     assert greedy.grounding["copy_of"] == LAST_TALK and greedy.grounding["copy_ratio"] >= NEAR_COPY_RATIO
     assert greedy.grounding["unsupported"] == [] and not greedy.grounding["thin"]  # the copy is all that is wrong
     assert any("repeats an earlier tweet" in e for e in greedy.analysis.errors)
 
-    chosen = pipe.predict(request, GenerationConfig(max_new_tokens=48))
+    chosen = pipe.predict(request, GenerationConfig(max_new_tokens=48, facts_first=False))
     assert [cfg.num_candidates for cfg in script.sampling_calls()] == [3]  # the default second look
     assert len(chosen.candidates) == 4
     assert chosen.candidates[0].startswith(sentence) and chosen.candidates[1].startswith("AUTHOR TALK")

@@ -129,3 +129,67 @@ def test_rank_key_puts_copies_last_and_sentences_before_thin_tweets():
     assert rank_key(a, copy=True) > rank_key(b, thin=True)  # a near copy is never chosen over another tweet
     assert rank_key(a, thin=False) < rank_key(b, thin=True, voice=2)  # substance before voice
     assert rank_key(a, voice=2) < rank_key(a, voice=0)
+
+
+# ---------------------------------------------------------------- invented sentences and the brand's history
+
+def _report(tweet: str, evidence):
+    from core.stages.grounding import check, salient_words
+
+    return check(tweet, evidence, salient_words("HOME GAME SATURDAY 3PM"))
+
+
+def test_a_sentence_that_invents_goes_and_the_facts_stay():
+    from core.stages.grounding import Evidence, without_invented
+
+    evidence = Evidence.from_inputs(["Riverside Rovers", "riversiderovers", "HOME GAME SATURDAY 3PM"])
+    tweet = "Home game Saturday 3pm! Come and cheer the team on. We beat Oldham Town to lift the 2019 Cup. #COYR"
+    report = _report(tweet, evidence)
+    assert {"Oldham Town", "2019", "Cup"} <= {d.text for d in report.unsupported}
+    trimmed = without_invented(tweet, report, keep="Home game Saturday 3pm")
+    assert trimmed == "Home game Saturday 3pm! Come and cheer the team on. #COYR"
+    assert not _report(trimmed, evidence).unsupported
+
+
+def test_nothing_is_trimmed_from_the_facts_sentence_or_down_to_a_stub():
+    from core.stages.grounding import Evidence, without_invented
+
+    evidence = Evidence.from_inputs(["Riverside Rovers", "HOME GAME SATURDAY 3PM"])
+    in_facts = "Home game Saturday 3pm against Oldham Town! Be there."
+    assert without_invented(in_facts, _report(in_facts, evidence), keep="Home game Saturday 3pm") == in_facts
+    short = "Go! We beat Oldham Town at Kingsway Park."
+    assert without_invented(short, _report(short, evidence)) == short  # "Go!" alone says nothing
+    clean = "Home game Saturday 3pm. Come along."
+    assert without_invented(clean, _report(clean, evidence)) == clean
+
+
+def test_the_brands_history_backs_names_but_not_numbers():
+    from core.stages.grounding import Evidence, check
+
+    history = ["Our captain Jo Marsh at Kingsway Park last season, tickets were $12"]
+    with_history = Evidence.from_inputs(["Riverside Rovers", "HOME GAME SATURDAY 3PM"], history=history)
+    without = Evidence.from_inputs(["Riverside Rovers", "HOME GAME SATURDAY 3PM"])
+    tweet = "Home game Saturday 3pm at Kingsway Park with Jo Marsh, tickets $12"
+    assert {d.text for d in check(tweet, without).unsupported} == {"Kingsway Park", "Jo Marsh", "$12"}
+    assert [d.text for d in check(tweet, with_history).unsupported] == ["$12"]
+
+
+def test_a_tweet_that_runs_on_after_a_dash_is_cut_where_it_ended():
+    from core.stages.grounding import cut_run_on
+
+    assert cut_run_on("Rose bushes $5 off this weekend. Have a lovely day! 🌸 #BloomCrew - Good evening, welcome "
+                      "to my shop") == "Rose bushes $5 off this weekend. Have a lovely day! 🌸 #BloomCrew"
+    assert cut_run_on("Signed editions today only. Happy reading! - signed editions today") == \
+        "Signed editions today only. Happy reading!"
+    assert cut_run_on("Big sale - all shoes 20% off") == "Big sale - all shoes 20% off"  # a dash inside a sentence
+    assert cut_run_on("Go! - and the rest of it") == "Go! - and the rest of it"  # "Go!" alone would be thin
+
+
+def test_a_tweet_that_keeps_the_facts_ranks_above_one_that_drops_them_even_if_thin():
+    from core.stages.grounding import Evidence, check, rank_key, salient_words
+
+    evidence = Evidence.from_inputs(["Bloom", "ROSE BUSHES $5 OFF THIS WEEKEND"])
+    salient = salient_words("ROSE BUSHES $5 OFF THIS WEEKEND")
+    facts = check("Rose bushes $5 off this weekend! 🌸", evidence, salient)
+    chatty = check("What a lovely day to be out in the garden with friends and family", evidence, salient)
+    assert sorted([(chatty, False), (facts, True)], key=lambda r: rank_key(r[0], thin=r[1]))[0][0] is facts

@@ -7,11 +7,21 @@ The model is the history dump's likes model (:mod:`core.brand.likes`, cached per
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.brand.likes import COVERAGE, LikesModel, LikesPrediction, load_or_fit, media_type, tweet_rows
+from core.brand.likes import (
+    COVERAGE,
+    CV_FRACTION,
+    MIN_CV_ROWS,
+    LikesModel,
+    LikesPrediction,
+    load_or_fit,
+    media_type,
+    tweet_rows,
+)
 from core.errors import UserError
 
 if TYPE_CHECKING:
@@ -95,6 +105,32 @@ def likes_cells(likes: list[LikesPrediction]) -> dict[str, str]:
         return dict.fromkeys(LIKES_OUTPUT_COLUMNS, "")
     first = likes[0]
     return {"predicted_likes": str(first.likes), "likes_low": str(first.low), "likes_high": str(first.high)}
+
+
+def rows_for_words() -> int:
+    """Earlier tweets the likes model needs before it may weigh a tweet's words: its check (the latest
+    ``CV_FRACTION``) and the rows it fits on must each hold ``MIN_CV_ROWS``."""
+    return math.ceil(MIN_CV_ROWS / min(CV_FRACTION, 1 - CV_FRACTION))
+
+
+def spread_note(model: LikesModel, likes: list[LikesPrediction]) -> str:
+    """What the candidates' predicted likes say about choosing between them: their difference, or why there is
+    none (the model predicts from the account alone when its history could not show that words matter)."""
+    if len(likes) < 2:
+        return ""
+    counts = [p.likes for p in likes]
+    if max(counts) != min(counts):
+        best = max(range(len(counts)), key=lambda i: (counts[i], -i))
+        return (f"predicted likes differ between drafts: {min(counts)}-{max(counts)}; "
+                f"draft {best + 1} is predicted the most")
+    if not model.choice.text:
+        need = rows_for_words()
+        more = f"about {need} earlier tweets (it has {model.rows})" if model.rows < need else \
+            f"its {model.rows} earlier tweets did not show that words change likes"
+        basis = model.choice.describe().split(";")[0]
+        return (f"predicted likes cannot tell these drafts apart: the model predicts {basis} for every draft; "
+                f"to weigh a draft's words it needs {more}")
+    return "predicted likes are the same for every draft: their words make no difference the model learned"
 
 
 def describe(p: LikesPrediction) -> str:

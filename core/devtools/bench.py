@@ -280,9 +280,33 @@ def configure_bench(p) -> None:
     p.add_argument("--batch", action="store_true",
                    help="only compare m2t batch --engine local vs ray (rows/s) on one generated dump")
     p.add_argument("--batch-rows", type=positive_int, default=50, help="--batch: rows in the generated dump")
+    p.add_argument("--drafts", metavar="DIR",
+                   help="only what a draft costs: the default against one greedy tweet on a generated brand dump's "
+                        "later posts with their history (DIR from python -m core.devtools.brand_dump)")
+    p.add_argument("--drafts-rows", type=positive_int, default=None, help="--drafts: only the first N rows")
     from core.devtools.speed_bench import configure as configure_speed
 
     configure_speed(p)  # --ocr, --cold, --serve: the first tweet against the tenth
+
+
+def _run_drafts_bench(args) -> int:
+    from core.devtools.drafts_bench import bench_drafts, drafts_table
+    from core.errors import UserError
+    from core.outputs import writable_file
+    from core.pipeline import Pipeline
+    from core.registry import TASKS, resolve
+
+    folder = Path(args.drafts)
+    if not (folder / "history.csv").is_file() or not (folder / "test.csv").is_file():
+        raise UserError(f"--drafts {folder}: needs history.csv and test.csv (python -m core.devtools.brand_dump)")
+    writable_file(args.out, "--out", make_parents=True)
+    pipeline = Pipeline({task: resolve(task, profile=args.profile, device=args.device) for task in TASKS})
+    result = bench_drafts(pipeline, folder, args.max_new_tokens, args.drafts_rows,
+                          lambda n, total: print(f"drafts: row {n}/{total}", file=sys.stderr))
+    result["machine"] = machine_description()
+    print(json.dumps(result, indent=2) if args.json else drafts_table(result))
+    print(f"wrote {merge_results(args.out, {'drafts': result})}", file=sys.stderr)
+    return 0
 
 
 def run_bench(args) -> int:
@@ -296,6 +320,8 @@ def run_bench(args) -> int:
         return run_likes_bench(args)
     if getattr(args, "batch", False):
         return _run_batch_bench(args)
+    if getattr(args, "drafts", None):
+        return _run_drafts_bench(args)
     if getattr(args, "ocr", False) or getattr(args, "cold", False) or getattr(args, "serve", False):
         from core.devtools.speed_bench import run as run_speed_bench
 

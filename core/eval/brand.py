@@ -32,7 +32,7 @@ from core.brand.split import Split, split_dump
 from core.brand.voice import BrandVoice
 from core.errors import UserError
 from core.eval.scoring import score, shuffled_floor
-from core.stages.grounding import NEAR_COPY_RATIO, is_thin, labels_named, near_copy
+from core.stages.grounding import NEAR_COPY_RATIO, is_thin, labels_named, near_copy, own_words
 from core.tables import read_tweet_dump
 
 if TYPE_CHECKING:
@@ -56,6 +56,8 @@ LABELS = {
     "ref_near_copy_share": "references near copies",
     "subject_error_share": "tweets naming a wrong subject",
     "invented_number_share": "tweets with an invented number",
+    "photo_subject_share": "photo tweets naming the subject",
+    "caption_subject_share": "photo captions naming the subject",
     "voice_marker_share": "brand markers carried (per kind)",
     "voice_hashtags_share": "brand hashtag carried",
     "voice_signoffs_share": "brand sign-off carried",
@@ -280,6 +282,41 @@ def brand_quality(brand: BrandEval, items: list[Item], predictions: list[str], r
     if rows:
         out["ref_near_copy_share"] = ref_copies / len(rows)  # the references' own share: what the data allows
     return out
+
+
+SUBJECTS_FILE = "subjects.csv"  # beside a generated dump: ``id,subject`` (words that name what each photo shows)
+
+
+def read_subjects(data: str | Path) -> dict[str, list[str]]:
+    """The photo rows' subject words from ``subjects.csv`` beside the data file (``m2t synth``/brand_dump write it);
+    empty when there is none."""
+    import csv
+
+    path = Path(data).parent / SUBJECTS_FILE
+    if not path.is_file():
+        return {}
+    with path.open(newline="", encoding="utf-8") as handle:
+        return {row["id"]: row["subject"].split() for row in csv.DictReader(handle) if row.get("id")}
+
+
+def names_subject(text: str, words: list[str]) -> bool:
+    """Whether ``text`` names one of the subject's words (a plural counts)."""
+    found = set(own_words(text, ""))
+    return any(w.lower() in found or f"{w.lower()}s" in found for w in words)
+
+
+def subject_metrics(items: list[Item], predictions: list[str], details: list[dict[str, str]],
+                    subjects: dict[str, list[str]]) -> dict[str, float]:
+    """On the photo rows (those with subject words): the share of tweets and of captions that name the subject."""
+    ids = [str(item.row.get("id")) for item in items]
+    rows = [(i, subjects[row_id]) for i, row_id in enumerate(ids) if row_id in subjects]
+    if not rows:
+        return {}
+    return {
+        "photo_subject_share": sum(names_subject(predictions[i], words) for i, words in rows) / len(rows),
+        "caption_subject_share": sum(names_subject(details[i].get("caption", "") if i < len(details) else "", words)
+                                     for i, words in rows) / len(rows),
+    }
 
 
 def floor_metrics(predictions: list[str], references: list[str], seed: int = 0) -> dict[str, float]:

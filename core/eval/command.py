@@ -287,7 +287,7 @@ class EvalConfig:
         generation = None
         if normalize_task(args.task) == "llm" and args.predictions is None:
             generation = GenerationConfig(max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
-                                          num_candidates=args.candidates)
+                                          num_candidates=args.candidates, facts_first=not args.no_facts_first)
         return cls(task=args.task, data=args.data, model=args.model, adapter=args.adapter,
                    predictions=args.predictions, limit=args.limit, profile=args.profile, device=args.device,
                    generation=generation, db=args.db, bootstrap=args.bootstrap, history=args.history,
@@ -352,6 +352,8 @@ def evaluate(cfg: EvalConfig, *, pipeline: Pipeline | None = None) -> Evaluation
         if outcomes:
             extra.update(brand_eval.brand_quality(brand, dataset.items, answers, references,
                                                   [o.details for o in outcomes], groundings))
+            extra.update(brand_eval.subject_metrics(dataset.items, answers, [o.details for o in outcomes],
+                                                    brand_eval.read_subjects(dataset.path)))
         extra["history_examples"] = float(brand.k)
         extra["brand_kit"] = float(brand.kit)
     try:
@@ -474,5 +476,7 @@ def configure_evaluate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split-seed", type=int, default=0, help="--split brand: which accounts are held out")
     p.add_argument("--candidates", type=positive_int, default=GenerationConfig.num_candidates,
                    help="tweet task: candidates per row, the best chosen (default %(default)s; >1 samples)")
+    p.add_argument("--no-facts-first", action="store_true", help="tweet task: let the model start each tweet "
+                   "itself (by default it opens with the media's text; see docs/brand-voice.md)")
     p.add_argument("--no-brand-kit", action="store_true", help="tweet task with history: leave tweets as the "
                    "model wrote them (no sign-off, hashtag or emoji added by the brand kit)")

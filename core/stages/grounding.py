@@ -139,14 +139,20 @@ class Evidence:
     numbers: frozenset[float]
     folded: str
     voice: frozenset[str]  # folded voice markers: recurring hashtags, handles, sign-off words
+    # Words of the brand's earlier tweets: they back a name or a handle (the brand's own products, places, people),
+    # never a number, a price or a date (last season's price is no fact about this post).
+    history: frozenset[str] = frozenset()
 
     @classmethod
-    def from_inputs(cls, sources: Iterable[str], date: str = "", voice: Iterable[str] = ()) -> Evidence:
+    def from_inputs(cls, sources: Iterable[str], date: str = "", voice: Iterable[str] = (),
+                    history: Iterable[str] = ()) -> Evidence:
         texts = [s for s in sources if s] + _date_facts(date) + ([date] if date else [])
         folded = " ".join(_fold(t) for t in texts)
         voice_folded = frozenset(_fold(v) for v in voice if v)
         voice_words = {w for v in voice_folded for w in _words(v)}
-        return cls(frozenset(_words(folded)) | voice_words, frozenset(_numbers(folded)), folded, voice_folded)
+        history_words = frozenset(w for text in history for w in _words(text))
+        return cls(frozenset(_words(folded)) | voice_words, frozenset(_numbers(folded)), folded, voice_folded,
+                   history_words)
 
 
 def _supported(kind: str, text: str, evidence: Evidence) -> bool:
@@ -156,7 +162,7 @@ def _supported(kind: str, text: str, evidence: Evidence) -> bool:
     if kind == "url":
         return folded.rstrip("/.,!?)") in evidence.folded
     if kind == "handle":
-        return folded.lstrip("@") in evidence.words
+        return folded.lstrip("@") in evidence.words | evidence.history
     if kind in ("price", "percent", "time", "number", "date"):
         numbers = _numbers(folded)
         words = [w for w in _words(folded) if not w.isdigit() and not _NUMBER.fullmatch(w)]
@@ -166,8 +172,8 @@ def _supported(kind: str, text: str, evidence: Evidence) -> bool:
         return all(w.rstrip("s") in evidence.words or any(e.startswith(w[:3]) for e in evidence.words
                                                           if len(w) >= 3 and w[:3] in {m[:3] for m in _MONTHS})
                    for w in named) if named else True
-    # A capitalised name: every word of it appears somewhere in the inputs.
-    return all(w in evidence.words for w in _words(folded))
+    # A capitalised name: every word of it appears somewhere in the inputs or the brand's earlier tweets.
+    return all(w in evidence.words or w in evidence.history for w in _words(folded))
 
 
 def _sentence_start(text: str, start: int) -> bool:
@@ -232,6 +238,57 @@ def check(tweet: str, evidence: Evidence, salient: Sequence[str] = ()) -> Ground
     return GroundingReport(details, list(salient), used, content)
 
 
+_SENTENCE = re.compile(r"[^.!?…]+(?:[.!?…]+|$)")
+
+
+def without_invented(tweet: str, report: GroundingReport, keep: str = "") -> str:
+    """The tweet without its sentences that state an unsupported detail, when what is left still says something.
+
+    Why: a small model writes the post's facts first and then runs on into an opponent, a stadium, a trophy
+    ("… Saturday 3pm. We beat Riverside FC at Old Park to lift the 2019 Cup!"). Dropping the sentences that carry
+    them keeps the tweet and its facts. Nothing is dropped when the unsupported detail is in the sentence holding
+    ``keep`` (the tweet's opening, its facts) or when fewer than ``THIN_WORDS`` words would be left: then the
+    ranking and the second look deal with the tweet as a whole. Placeholders, hashtags and emoji that followed
+    the dropped sentence stay.
+    """
+    bad = [(d.start, d.end) for d in report.unsupported]
+    if not bad:
+        return tweet
+    spans = [m.span() for m in _SENTENCE.finditer(tweet) if m.group(0).strip()]
+    kept, dropped = [], False
+    for start, end in spans:
+        sentence = tweet[start:end]
+        invented = any(start <= a < end for a, _ in bad)
+        if invented and not (keep and keep in sentence) and _plain_words(sentence):
+            # what trails the sentence's words (a placeholder, hashtags, emoji) is the tweet's, not the claim's
+            tail = re.search(r"(?:\s*(?:<[^<>]{1,40}>|[#@]\w+|[^\w\s.!?,;:'\"…-]+))+\s*$", sentence)
+            if tail and _plain_words(sentence[: tail.start()]):
+                kept.append(sentence[tail.start():])
+            dropped = True
+            continue
+        kept.append(sentence)
+    if not dropped:
+        return tweet
+    shorter = " ".join(" ".join(kept).split())
+    return shorter if len(_plain_words(shorter)) >= THIN_WORDS else tweet
+
+
+# A tweet that has ended (a sentence end, a hashtag, an emoji) and then goes on after a dash is two tweets.
+_RUN_ON = re.compile(r"(?:[.!?]|#\w+|[^\w\s.,!?;:'\"<>()&%$@#*/-])\s+[-–—]\s+(?=\S)")
+
+
+def cut_run_on(tweet: str) -> str:
+    """The tweet up to where it ended before running on into another one after a dash ("… See you soon! #FurDays
+    - Good evening, welcome to my shop…", seen in a third of the brand-history drafts that ran to the token
+    limit): the run-on part repeats the brand's markers and invents the most. Kept whole when what comes before
+    the dash would be thin."""
+    match = _RUN_ON.search(tweet)
+    if match is None:
+        return tweet
+    head = tweet[: match.start() + len(match.group(0).split()[0])].rstrip()
+    return head if len(_plain_words(head)) >= THIN_WORDS else tweet
+
+
 def rank_key(report: GroundingReport, logprob: float | None = None, *, copy: bool = False, thin: bool = False,
              voice: int = 0) -> tuple:
     """Sort key for candidates, best first:
@@ -239,13 +296,13 @@ def rank_key(report: GroundingReport, logprob: float | None = None, *, copy: boo
     1. never a near copy of an earlier tweet of the brand (``copy``), nor a non-tweet (fewer than
        ``MIN_CONTENT_WORDS`` words outside placeholders and markup);
     2. grounding: fewest unsupported details;
-    3. substance: a tweet that writes a sentence of its own (not ``thin``) before one that only repeats the
-       poster (measured: with the facts bucket first, a third of the chosen tweets were the poster in capitals);
-    4. facts kept: coverage of at least one half of the poster's salient words;
+    3. facts kept: coverage of at least one half of the poster's salient words, so a tweet that drops the post's
+       facts never wins over one that keeps them (with the facts-first opening every candidate opens with them);
+    4. substance: a tweet that writes a sentence of its own (not ``thin``) before one that only repeats the poster;
     5. voice: the most of the brand's markers (``voice``);
     6. the rest of coverage, then the model's likelihood.
     """
-    return (copy, report.content_words < MIN_CONTENT_WORDS, len(report.unsupported), thin, report.coverage < 0.5,
+    return (copy, report.content_words < MIN_CONTENT_WORDS, len(report.unsupported), report.coverage < 0.5, thin,
             -voice, -report.coverage, -(logprob if logprob is not None else 0.0))
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import importlib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -39,6 +39,9 @@ class GenerationConfig:
     # With one greedy candidate: sampled candidates written only for a tweet that fails the pipeline's checks
     # (near copy, thin, unsupported detail, facts left out), then ranked with it. 0: never (one call, as before).
     second_look: int = 3
+    # The tweet opens with the media's own text (a poster's words) and the model continues it: the post's facts
+    # stay in every candidate, at no extra decoding (core.stages.opening; measured in docs/brand-voice.md).
+    facts_first: bool = True
     do_sample: bool = False
     temperature: float = 0.8
     top_p: float = 0.95
@@ -176,6 +179,7 @@ def generate_scored(
     stats: dict | None = None,
     *,
     scores: bool = True,
+    openings: Sequence[str] | None = None,
 ) -> Scored:
     """Candidates for each prompt as ``(tweet, mean log-probability per generated token)``, best engine-side.
 
@@ -183,10 +187,14 @@ def generate_scored(
     temperature), averaged over the tokens written up to the stop, so a caller can rank candidates
     or break ties by likelihood; it is ``None`` where the engine gives none (a server without
     ``logprobs``) or ``scores`` is False. Tweets are cleaned (``clean_tweet``) as ``generate`` returns them.
+    ``openings`` (per prompt): words the prompt already ends with, as the tweet's start
+    (``core.stages.opening``); each candidate is that start followed by what the model wrote.
     """
     cfg = cfg or GenerationConfig()
     raw = engine(llm.engine).generate(llm, prompts, cfg, progress, stats, STOP_STRINGS, scores=scores)
-    return [[(clean_tweet(text), logprob) for text, logprob in row] for row in raw]
+    starts = list(openings) if openings is not None else [""] * len(prompts)
+    return [[(clean_tweet(start + text if start else text), logprob) for text, logprob in row]
+            for start, row in zip(starts, raw, strict=True)]
 
 
 def generate(
