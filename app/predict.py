@@ -3,6 +3,11 @@
 The media is decoded before the pipeline runs so an unreadable upload stops with a clear error
 instead of quietly producing a tweet from the metadata alone (what a batch run wants, not a person
 who just uploaded a file).
+
+The models' part (the whole ``Pipeline.predict`` and the likes, so one visitor's stages are never interleaved
+with another's) is one turn in the process-wide line (``core.model_queue``): a visitor who clicks while another's
+prediction runs waits, told their place and an estimate, and their page is the one that leaves the line when it
+is closed or rerun (Streamlit stops a script run at its next ``st`` call; see :func:`wait_in_line`).
 """
 
 from __future__ import annotations
@@ -18,8 +23,10 @@ from app.errors import UserErrors
 from app.likes import RANK_KEY, likes_for
 from app.models import make_loader
 from app.settings import Settings
+from core import model_queue
 from core.errors import UserError
 from core.media.decode import Media, load_media
+from core.model_queue import Ticket, TurnQueue
 from core.pipeline import Pipeline, Prediction, PredictRequest
 
 STAGES = {
@@ -31,6 +38,7 @@ STAGES = {
 }
 HISTORY_KEY = "tweet.history"
 LAST_KEY = "tweet.last"
+POLL_S = 0.5  # how often a waiting page updates its place, and how soon it notices that it was closed or rerun
 
 
 @dataclass
@@ -97,33 +105,77 @@ class StageBoard:
             line.markdown(f":material/warning: {label}: {event.partition(':')[2].strip()}")
 
 
+def show_place(place, text: str) -> None:
+    """The waiting visitor's line in the status box (one function, so a test can watch what a page showed)."""
+    place.markdown(f":material/groups: {text}")
+
+
+def wait_in_line(line: TurnQueue, ticket: Ticket, status, place) -> float:
+    """Block until ``ticket`` holds a slot, showing its place (updated every ``POLL_S``); the seconds it waited.
+
+    Each update is an ``st`` call, and every ``st`` call is where Streamlit stops a script run that should end:
+    ``ScriptRunner._enqueue_forward_msg`` runs ``_maybe_handle_execution_control_request``, which raises
+    ``StopException`` after ``request_stop()`` (a closed tab: ``disconnect_session`` -> ``request_script_stop``;
+    a rerun with ``runner.fastReruns``, the default: the old runner is stopped and a new one started) or
+    ``RerunException``. So a gone page raises here within ``POLL_S``, and the caller's ``finally`` gives up its place.
+    """
+    start = time.perf_counter()
+    timeout = 0.0  # the first look is immediate: a visitor with nobody ahead sees no waiting line at all
+    shown = ""
+    while not ticket.wait(timeout):
+        if ticket.left:
+            raise RuntimeError("the ticket left the line while its page was waiting")
+        text = line.place(ticket)
+        if text != shown:
+            status.update(label=f"Waiting for your turn: {text[:1].lower()}{text[1:]}")
+            shown = text
+        show_place(place, text)  # also every poll, as the point where a gone page is stopped
+        timeout = POLL_S
+    return time.perf_counter() - start if shown else 0.0
+
+
 def predict(settings: Settings, request: PredictRequest, media_input: MediaInput) -> PredictionResult | None:
-    """Run the pipeline, showing progress; ``None`` (with an ``st.error`` shown) when it cannot."""
+    """Run the pipeline in this visitor's turn, showing the place in line, then progress; ``None`` (with an
+    ``st.error`` shown) when it cannot."""
     status = st.status("Predicting…", expanded=True)
     failed = lambda: status.update(label="Prediction failed", state="error", expanded=True)  # noqa: E731
+    waited = 0.0
     with UserErrors("Prediction", profile=settings.profile, on_error=failed) as guard, status:
         if not str(request.company).strip() or not str(request.username).strip():
             raise UserError("fill in the company and the username: the tweet is written for them")
+        place = status.empty()
         board = StageBoard(status)
         specs = settings.specs()
         board("media", "start")
         start = time.perf_counter()
-        media = media_input.load()
+        media = media_input.load()  # outside the line: an unreadable upload is told at once, a slow URL holds no slot
         media_seconds = time.perf_counter() - start
         board("media", "done" if media is not None else "skipped")
         if media is None:  # the pipeline reports no stage at all when there is no media
             for stage in ("caption", "ocr", "asr"):
                 board(stage, "skipped")
         request.media = media
-        pipeline = Pipeline(specs, loader=make_loader(notify=status.markdown))
-        prediction = pipeline.predict(request, settings.generation(), on_stage=board)
-        prediction, likes, likes_note = likes_for(request, prediction, bool(st.session_state.get(RANK_KEY)))
+        line = model_queue.shared()
+        ticket = line.join()
+        try:
+            ahead = ticket.ahead()
+            waited = wait_in_line(line, ticket, status, place)
+            if waited:
+                place.caption(f":material/groups: Waited {waited:.1f} s in line ({ahead} ahead of you at first)")
+                status.update(label="Predicting…")
+            with ticket.turn():
+                pipeline = Pipeline(specs, loader=make_loader(notify=status.markdown))
+                prediction = pipeline.predict(request, settings.generation(), on_stage=board)
+                prediction, likes, likes_note = likes_for(request, prediction, bool(st.session_state.get(RANK_KEY)))
+        finally:
+            ticket.leave()  # every exit: an error, a closed page or a rerun frees the place or the slot
         timings = prediction.analysis.timings
         timings["media"] = media_seconds
         timings["total"] = sum(v for k, v in timings.items() if k != "total")
     if guard.failed:
         return None
-    status.update(label=f"Tweet ready in {timings['total']:.1f} s", state="complete", expanded=False)
+    in_line = f" after {waited:.1f} s in line" if waited else ""
+    status.update(label=f"Tweet ready in {timings['total']:.1f} s{in_line}", state="complete", expanded=False)
     return PredictionResult(
         prediction=prediction,
         request={"company": request.company, "username": request.username, "date": request.date,
