@@ -10,7 +10,7 @@ from app.models import load_with_status
 from app.settings import page_settings
 from app.uploads import process_uploads
 from app.widgets import IMAGE_TYPES, VIDEO_TYPES, download, labels_table, thumbnail
-from core.stages.caption import CONFIDENT_SCORE, caption_images
+from core.stages.caption import CLASS_SCORE, CONFIDENT_SCORE, caption_images
 
 RESULTS_KEY = "captioning.results"
 
@@ -62,7 +62,8 @@ if results:
                 st.markdown(f"**{r['caption']}**")
                 if r.get("guess"):  # the caption gate kept a weak top label out of the caption
                     st.caption(f":material/help: a guess, not the subject: {r['guess']} "
-                               f"({r['labels'][0][1]:.0%}, below the {CONFIDENT_SCORE:.0%} the gate needs)")
+                               f"({r['labels'][0][1]:.0%}: a class needs {CLASS_SCORE:.0%}, a broader word such as "
+                               f"'cat' {CONFIDENT_SCORE:.0%} summed over its classes)")
                 labels_table(r["labels"])
                 frames = f" from {r['frames']} keyframes" if r["frames"] > 1 else ""
                 st.caption(f":material/timer: {r['seconds'] * 1000:.0f} ms{frames} · {r['model']}")

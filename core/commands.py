@@ -86,7 +86,8 @@ def run_caption(args) -> int:
     def work(name: str, media) -> dict:
         cap = caption_images(model.get(), media.images[:1])[0]
         # A weak top label stays a guess (the caption gate): shown beside the caption, never as it.
-        return {"caption": cap.caption, "guess": cap.guess, "labels": [[label, score] for label, score in cap.labels]}
+        return {"caption": cap.caption, "guess": cap.guess, "subject": cap.subject,
+                "subject_score": round(cap.score, 4), "labels": [[label, score] for label, score in cap.labels]}
 
     results, failures = _for_each_file(args.files, "caption", "image", work)
     emit(results, args.json, "\n".join(

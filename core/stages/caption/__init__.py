@@ -4,6 +4,7 @@ when ``m2t prepare`` exported it (``onnx_model``).
 """
 
 from core.stages.caption.classify import (
+    CLASS_SCORE,
     CONFIDENT_SCORE,
     TOP_K,
     UNSURE_CAPTION,
@@ -16,6 +17,7 @@ from core.stages.caption.classify import (
 )
 
 __all__ = [
+    "CLASS_SCORE",
     "CONFIDENT_SCORE",
     "TOP_K",
     "UNSURE_CAPTION",

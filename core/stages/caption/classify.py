@@ -20,18 +20,23 @@ from core.devices import pick_device, pick_dtype
 from core.errors import ModelUnavailableError, first_line
 from core.registry import ModelSpec
 from core.stages import onnx_files
+from core.stages.caption import hierarchy
 from core.stages.caption import onnx_model as caption_onnx
 
 if TYPE_CHECKING:  # torch is imported where a model loads or runs: importing the pipeline must stay light
     import torch
 
 TOP_K = 5
-# The classifier's top label becomes the caption's subject only at or above this probability. Calibrated with
-# ``python -m core.devtools.caption_gate`` on a labelled set of the sample photos installed with scikit-image and
-# scikit-learn (7 views each), rendered posters and drawn shapes: the lowest threshold at which at least 90 % of
-# the subjects it lets through name what the photo shows (see docs/brand-voice.md, "Captions that claim only
-# what they see"). Below it the caption says "a photo" and the label is kept as a guess, shown with the top 5.
-CONFIDENT_SCORE = 0.86
+# The caption names the most specific thing whose probability, summed over the ImageNet classes under it in WordNet
+# (core.stages.caption.hierarchy), reaches a gate: CONFIDENT_SCORE for a broad node ("cat", "bird", "truck"),
+# CLASS_SCORE for a single class ("espresso", "tricycle"), which is confidently wrong more often. Calibrated with
+# ``python -m core.devtools.caption_gate`` on a labelled set of photos installed by packages (scikit-image,
+# scikit-learn, OpenCV's samples, desktop wallpapers, Tux Paint's animal and vehicle photos; 7 views each),
+# rendered posters and drawn shapes: the pair of gates that names the most views right with no wrong subject (see
+# docs/brand-voice.md, "Captions that claim only what they see"). Where nothing reaches its gate the caption says
+# "a photo" and the top label is kept as a guess, shown with the top 5.
+CONFIDENT_SCORE = 0.88
+CLASS_SCORE = 0.96
 UNSURE_CAPTION = "a photo"
 _VOWEL_SOUND = tuple("aeiou")
 
@@ -41,6 +46,8 @@ class Caption:
     caption: str
     labels: list[tuple[str, float]] = field(default_factory=list)
     guess: str = ""  # the top label's caption when it was too weak to be the subject ("a photo of a bobsled")
+    subject: str = ""  # what the caption names ("cat"): a class or a broader WordNet node; "" when unsure
+    score: float = 0.0  # the subject's probability, summed over the classes it covers
 
 
 @dataclass
@@ -51,7 +58,8 @@ class Captioner:
     tokenizer: object | None = None
     labels: list[str] | None = None
     device: str = "cpu"
-    min_confidence: float = CONFIDENT_SCORE  # the caption gate (0: every top label is the subject, as before)
+    min_confidence: float = CONFIDENT_SCORE  # the gate for a broad node (both 0: the top label is the subject)
+    min_class_confidence: float = CLASS_SCORE  # the gate for a single class
     runtime: str = "torch"  # what runs the offline classifier: "onnx" (core.stages.caption.onnx_model) or "torch"
 
 
@@ -60,7 +68,10 @@ def _article(noun: str) -> str:
 
 
 def phrase_label(label: str) -> str:
-    """``espresso`` → ``a photo of an espresso``: what a caption model would say, from a class name."""
+    """``espresso`` → ``a photo of an espresso``: what a caption model would say, from a class name
+    (``bread`` → ``a photo of bread``)."""
+    if label in hierarchy.MASS_NOUNS:
+        return f"a photo of {label}"
     return f"a photo of {_article(label)} {label}"
 
 
@@ -105,28 +116,30 @@ def _efficientnet_batch(images: list[Image.Image]) -> torch.Tensor:
     return torch.from_numpy(_efficientnet_array(images))
 
 
-def _top_k(cap: Captioner, images: list[Image.Image]) -> tuple[list[list[float]], list[list[int]]]:
-    """The TOP_K probabilities and class indices per image, largest first, from whichever runtime loaded."""
+def class_probabilities(cap: Captioner, images: list[Image.Image]) -> np.ndarray:
+    """The softmax over all 1,000 classes per image, (n, 1000) float32, from whichever runtime loaded: the
+    hierarchy sums every class, not only the top 5 (a breed at 0.02 still counts towards "dog")."""
     if cap.runtime == "onnx":
-        values, indices = caption_onnx.top_k(onnx_files.softmax(cap.model(_efficientnet_array(images))), TOP_K)
-        return values.tolist(), indices.tolist()
+        return onnx_files.softmax(cap.model(_efficientnet_array(images)))
     import torch
 
     with torch.inference_mode():
-        probs = torch.softmax(cap.model(_efficientnet_batch(images)), dim=-1)
-    top = torch.topk(probs, TOP_K, dim=-1)
-    return top.values.tolist(), top.indices.tolist()
+        return torch.softmax(cap.model(_efficientnet_batch(images)), dim=-1).numpy()
 
 
 def _caption_efficientnet(cap: Captioner, images: list[Image.Image]) -> list[Caption]:
+    probs = class_probabilities(cap, images)
+    values, indices = caption_onnx.top_k(probs, TOP_K)
+    tree = hierarchy.load_tree()
     out = []
-    for scores, idx in zip(*_top_k(cap, images), strict=True):
+    for scores, idx, mass in zip(values.tolist(), indices.tolist(), tree.mass(probs), strict=True):
         labels = [(cap.labels[i], round(float(s), 4)) for s, i in zip(scores, idx, strict=True)]
-        phrase = phrase_label(labels[0][0])
-        if scores[0] >= cap.min_confidence:
-            out.append(Caption(caption=phrase, labels=labels))
+        subject = hierarchy.name_subject(tree, mass, cap.min_confidence, cap.labels, cap.min_class_confidence)
+        if subject is not None:
+            out.append(Caption(caption=phrase_label(subject.noun), labels=labels, subject=subject.noun,
+                               score=round(subject.score, 4)))
         else:  # a weak guess must stay a guess: the prompt gets no subject, the person sees the top 5
-            out.append(Caption(caption=UNSURE_CAPTION, labels=labels, guess=phrase))
+            out.append(Caption(caption=UNSURE_CAPTION, labels=labels, guess=phrase_label(labels[0][0])))
     return out
 
 
