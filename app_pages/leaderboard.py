@@ -247,7 +247,8 @@ def brand_protocol_table(runs: list[RunRecord]) -> pd.DataFrame:
                                                    f"(floor {m.get(f'floor_raw_{key}', float('nan')):.2f})")
         for key in ("voice_share", "ref_voice_share", "voice_marker_share", "fact_use_share", "coverage",
                     "unsupported_per_tweet", "unsupported_share", "invented_number_share", "thin_share",
-                    "near_copy_share", "subject_error_share", "fallback_share"):
+                    "near_copy_share", "subject_error_share", "photo_subject_share", "caption_subject_share",
+                    "fallback_share"):
             row[key] = m.get(key)
         rows.append(row)
     return pd.DataFrame(rows)
@@ -270,7 +271,9 @@ def brand_protocol_section() -> None:
                "voice_marker_share: each marker kind the brand uses (hashtag, sign-off, emoji) carried, per row and "
                "kind; thin_share: fewer than 4 words of its own beyond the media's text; near_copy_share: word "
                "similarity of at least 0.6 to an earlier tweet of the brand; subject_error_share: a classifier label "
-               "named that the reference and poster do not back. See docs/brand-voice.md.")
+               "named that the reference and poster do not back; photo_subject_share / caption_subject_share: photo "
+               "rows (a subjects.csv beside the data) whose tweet / caption names what the photo shows. "
+               "See docs/brand-voice.md.")
     st.dataframe(brand_protocol_table(runs), hide_index=True, width="stretch")
 
 

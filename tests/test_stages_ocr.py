@@ -175,3 +175,18 @@ def test_coarse_side_zero_detects_at_full_scale_only(ocr_reader, poster_path):
     result = read_text(counting, Image.open(poster_path))
     assert counting.reader.canvases == [2560]
     assert sample_cer(result.text, POSTER_TEXT) <= 3.0
+
+
+@pytest.mark.parametrize(("read", "meant"), [
+    ("Saturday 1Oam free coffee", "Saturday 10am free coffee"),
+    ("DOORS 7:3OPM", "DOORS 7:30PM"),
+    ("5O% OFF", "50% OFF"),
+    ("since 2O23", "since 2023"),
+    ("H2O bottles", "H2O bottles"),  # a word that starts with letters is a name
+    ("3lbs of apples", "3lbs of apples"),  # a unit after the number, not a digit inside it
+    ("Open at 9", "Open at 9"),
+])
+def test_letters_read_inside_a_number_become_digits(read: str, meant: str) -> None:
+    from core.stages.ocr.read import numbers_read_as_numbers
+
+    assert numbers_read_as_numbers(read) == meant

@@ -8,15 +8,16 @@ from core.stages.opening import MAX_WORDS, calm, facts_opening
 
 
 @pytest.mark.parametrize(("ocr", "opening"), [
-    ("HOME GAME\nSATURDAY 3PM", "Home game Saturday 3pm"),  # one block over two lines, weekday kept capital
-    ("NEW HOME KIT OUT NOW", "New home kit out now"),
+    ("HOME GAME\nSATURDAY 3PM", "Home game Saturday 3pm,"),  # one block over two lines, weekday kept capital
+    ("NEW HOME KIT OUT NOW", "New home kit out now,"),
     ("GRAND OPENING this\nSaturday 10am free coffee for\neveryone",
-     "Grand opening this Saturday 10am free coffee for everyone"),
-    ("MEGA SALE\nOffer valid until June 30", "Mega sale: Offer valid until June 30"),  # a new block after a colon
-    ("Cosy Cat Bed\nBUY ONE GET ONE FREE", "Cosy Cat Bed: Buy one get one free"),
-    ("Fresh Bagels Daily", "Fresh Bagels Daily"),  # mixed case is the brand's own: left as it is
+     "Grand opening this Saturday 10am free coffee for everyone,"),
+    ("MEGA SALE\nOffer valid until June 30", "Mega sale: Offer valid until June 30,"),  # a new block after a colon
+    ("Cosy Cat Bed\nBUY ONE GET ONE FREE", "Cosy Cat Bed: Buy one get one free,"),
+    ("Fresh Bagels Daily", "Fresh Bagels Daily,"),  # mixed case is the brand's own: left as it is
+    ("OPEN TODAY!", "Open today!"),  # a line that ends its sentence: no comma
 ])
-def test_the_opening_is_the_posters_text_without_shouting(ocr: str, opening: str) -> None:
+def test_the_opening_is_the_posters_text_without_shouting_left_open(ocr: str, opening: str) -> None:
     assert facts_opening(ocr) == opening
 
 
@@ -27,7 +28,7 @@ def test_no_text_or_a_stray_mark_opens_nothing() -> None:
 
 def test_fine_print_is_cut_at_the_word_limit() -> None:
     ocr = "SUMMER SALE\n" + " ".join(f"word{i}" for i in range(40))
-    assert len(facts_opening(ocr).split()) == MAX_WORDS
+    assert len(facts_opening(ocr).split()) == MAX_WORDS and facts_opening(ocr).endswith(",")
 
 
 def test_calm_keeps_a_line_that_does_not_shout() -> None:

@@ -19,6 +19,9 @@ import re
 
 MAX_WORDS = 16  # the opening's length in words: a poster's headline and its facts, not its fine print
 MIN_LETTERS = 3  # a text with fewer letters than this (a stray mark read as "I") opens nothing
+# The opening ends mid-sentence, so the model goes on with words of its own: ended with a full stop, or not at all,
+# the 270M model closed the sentence at once on 3 of 16 posters ("Island hopping buy one get one free this weekend.")
+CONTINUE = ","
 SHOUTING = 0.6  # a line with this share of capital letters shouts ("GRAND OPENING this"): it is calmed
 _NAMED = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday", "january", "february",
           "march", "april", "june", "july", "august", "september", "october", "november", "december")
@@ -61,7 +64,8 @@ def facts_opening(ocr_text: str, max_words: int = MAX_WORDS) -> str:
             break
         parts.append(("" if index == 0 else ": " if new_block else " ") + " ".join(taken))
         words += len(taken)
-    return "".join(parts).rstrip(" ,;:-")
+    opening = "".join(parts).rstrip(" ,;:-")
+    return opening if opening[-1:] in ".!?…" else opening + CONTINUE
 
 
 def _new_block(before: str, line: str) -> bool:

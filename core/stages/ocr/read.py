@@ -26,6 +26,7 @@ or on a GPU, easyocr on torch (channels-last on a CPU). ``M2T_OCR_ONNX=0`` keeps
 from __future__ import annotations
 
 import os
+import re
 import statistics
 from dataclasses import asdict, dataclass, field
 
@@ -186,13 +187,33 @@ def detect(ocr: OcrReader, rgb: np.ndarray) -> tuple[list, list]:
     return horizontal[0], free[0]
 
 
+# Inside a number, the recogniser sometimes reads a zero as the letter O or a one as l or I ("Saturday 1Oam",
+# "5O% off"): a letter between digits, or after a digit before a unit (am, pm, %) or the word's end, in a word
+# that starts with a digit. A word that starts with letters ("H2O", "B1O") is a name and stays as read.
+_DIGIT_LOOKALIKE = re.compile(r"(?<=\d)[OoIl](?=[\d%]|(?i:[ap]m)\b|\b)")
+_NUMBER_WORD = re.compile(r"(?<![\w])\d\w*")
+_AS_DIGIT = str.maketrans("OoIl", "0011")
+
+
+def numbers_read_as_numbers(text: str) -> str:
+    """``1Oam`` → ``10am``, ``5O%`` → ``50%`` (see above); every other word as read."""
+    def fix(word: re.Match[str]) -> str:
+        token = word.group(0)
+        while (found := _DIGIT_LOOKALIKE.search(token)) is not None:
+            token = token[: found.start()] + found.group(0).translate(_AS_DIGIT) + token[found.end():]
+        return token
+
+    return _NUMBER_WORD.sub(fix, text)
+
+
 def read_text(ocr: OcrReader, image: Image.Image) -> OcrResult:
     rgb = np.ascontiguousarray(np.asarray(image.convert("RGB")))
     grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)  # the recogniser reads luminance, whichever reader runs
     horizontal, free = detect(ocr, rgb)
     raw = ocr.reader.recognize(grey, horizontal, free, paragraph=False) if horizontal or free else []
     boxes = [
-        OcrBox(box=[[float(x), float(y)] for x, y in corners], text=str(text).strip(), confidence=float(conf))
+        OcrBox(box=[[float(x), float(y)] for x, y in corners], text=numbers_read_as_numbers(str(text).strip()),
+               confidence=float(conf))
         for corners, text, conf in raw
         if str(text).strip() and float(conf) >= MIN_CONFIDENCE
     ]
