@@ -35,7 +35,7 @@ from core.stages.grounding import (
 )
 from core.stages.llm import GenerationConfig, generate_scored, load_llm
 from core.stages.ocr import OcrBox, load_ocr, read_images
-from core.stages.opening import facts_opening
+from core.stages.opening import facts_opening, read_clearly
 from core.stages.prompt import TweetContext, build_prompt
 
 if TYPE_CHECKING:
@@ -252,7 +252,8 @@ def choose(
 def with_opening(prompt: str, analysis: Analysis, cfg: GenerationConfig) -> str:
     """The prompt with the tweet's first words from the media's text (``cfg.facts_first``, core.stages.opening),
     recorded in ``analysis.opening`` so that every candidate starts with them."""
-    analysis.opening = facts_opening(analysis.ocr) if cfg.facts_first else ""
+    clear = read_clearly([(b.text, b.confidence) for b in analysis.ocr_boxes])
+    analysis.opening = facts_opening(analysis.ocr) if cfg.facts_first and clear else ""
     return f"{prompt} {analysis.opening}" if analysis.opening else prompt
 
 

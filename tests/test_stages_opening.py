@@ -34,3 +34,12 @@ def test_fine_print_is_cut_at_the_word_limit() -> None:
 def test_calm_keeps_a_line_that_does_not_shout() -> None:
     assert calm("Visit NASA today") == "Visit NASA today"
     assert calm("VISIT US ON FRIDAY", first=False) == "visit us on Friday"
+
+
+def test_only_text_read_clearly_opens_a_tweet() -> None:
+    from core.stages.opening import read_clearly
+
+    assert read_clearly([("CHAI LATTE $5 OFF", 0.91), ("SATURDAY", 0.96)])
+    assert read_clearly([("GRAND OPENING this", 0.59), ("Saturday 10am free coffee for", 0.85)])
+    assert not read_clearly([("noitstnsmp9z b9z6d-n", 0.32), ("279X16M1", 0.6), ("9nimigtgb", 0.26)])
+    assert not read_clearly([])

@@ -10,7 +10,8 @@ The opening is the poster's text in reading order, shouting taken out (an all-ca
 weekday and month names keep their capital), lines of one block joined into one phrase and a change of block
 marked with a colon ("Mega sale: Offer valid until June 30"), cut at ``MAX_WORDS``. A post without text in its
 media (a photo, speech) gets none: a transcript is speech, not a headline, and a photo's subject opens no tweet
-well ("Cat." is not a tweet), so the prompt's fields carry those.
+well ("Cat." is not a tweet), so the prompt's fields carry those; so does text the recogniser read unsure of
+itself (:func:`read_clearly`: a page of small print in a photo reads as noise).
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ MIN_LETTERS = 3  # a text with fewer letters than this (a stray mark read as "I"
 # The opening ends mid-sentence, so the model goes on with words of its own: ended with a full stop, or not at all,
 # the 270M model closed the sentence at once on 3 of 16 posters ("Island hopping buy one get one free this weekend.")
 CONTINUE = ","
+# The recogniser's mean confidence (weighted by characters) a text needs to open a tweet: the rendered posters read
+# at 0.6-1.0 a box; a photo of a printed page, mirrored, read as "noitstnsmp9z b9z6d" at 0.25-0.35.
+MIN_READ_CONFIDENCE = 0.5
 SHOUTING = 0.6  # a line with this share of capital letters shouts ("GRAND OPENING this"): it is calmed
 _NAMED = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday", "january", "february",
           "march", "april", "june", "july", "august", "september", "october", "november", "december")
@@ -47,6 +51,14 @@ def calm(line: str, first: bool = True) -> str:
         return line
     words = _WORD.findall(line)
     return " ".join(_calm_word(w, first and i == 0) for i, w in enumerate(words))
+
+
+def read_clearly(boxes: list[tuple[str, float]]) -> bool:
+    """Whether the OCR's ``(text, confidence)`` boxes read clearly enough to put their words first in a tweet."""
+    weights = [len(text) for text, _ in boxes]
+    if not sum(weights):
+        return False
+    return sum(w * c for w, (_, c) in zip(weights, boxes, strict=True)) / sum(weights) >= MIN_READ_CONFIDENCE
 
 
 def facts_opening(ocr_text: str, max_words: int = MAX_WORDS) -> str:
