@@ -117,10 +117,12 @@ def test_an_invented_sentence_is_dropped_and_an_invention_everywhere_is_said(stu
     assert "Boston" not in prediction.tweet and prediction.tweet.endswith("Lace up and go!")
     assert not prediction.grounding["unsupported"] and len(script.calls) == 1  # trimmed, so no second look
     assert not prediction.analysis.warnings
-    # Every candidate invents within the facts' own sentence: the best is returned, and the person is told.
-    everywhere = "with Eliud Kipchoge in Boston"
-    script = Script(greedy=everywhere, sampled=[everywhere, "at the Boston Marathon", "in 2019 with Kipchoge"])
-    prediction = stub_pipeline(script).predict(request, GenerationConfig(max_new_tokens=40))
+    # Without the opening, every candidate one sentence that invents: nothing can go, the best is returned and the
+    # person is told.
+    everywhere = "Run the 2019 Boston Marathon with Eliud Kipchoge and our summer sale shoes"
+    script = Script(greedy=everywhere, sampled=[everywhere, "Meet Eliud Kipchoge at the Boston Marathon in our shoes",
+                                                "Summer sale shoes, as worn by Kipchoge since 2019"])
+    prediction = stub_pipeline(script).predict(request, GenerationConfig(max_new_tokens=40, facts_first=False))
     assert len(script.calls) == 2 and prediction.grounding["unsupported"]
     (warning,) = prediction.analysis.warnings
     assert "do not support" in warning and prediction.to_dict()["warnings"] == [warning]

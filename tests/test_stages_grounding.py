@@ -151,12 +151,25 @@ def test_a_sentence_that_invents_goes_and_the_facts_stay():
     assert not _report(trimmed, evidence).unsupported
 
 
-def test_nothing_is_trimmed_from_the_facts_sentence_or_down_to_a_stub():
+def test_in_the_facts_sentence_only_the_clause_that_invents_goes():
     from core.stages.grounding import Evidence, without_invented
 
     evidence = Evidence.from_inputs(["Riverside Rovers", "HOME GAME SATURDAY 3PM"])
-    in_facts = "Home game Saturday 3pm against Oldham Town! Be there."
-    assert without_invented(in_facts, _report(in_facts, evidence), keep="Home game Saturday 3pm") == in_facts
+    opening = "Home game Saturday 3pm,"
+    tweet = "Home game Saturday 3pm, against Oldham Town, come early! Be there."
+    assert without_invented(tweet, _report(tweet, evidence), keep=opening) == "Home game Saturday 3pm, come early! Be there."
+    tweet = "Home game Saturday 3pm, 2019 champions. Be there."
+    assert without_invented(tweet, _report(tweet, evidence), keep=opening) == "Home game Saturday 3pm. Be there."
+    # a detail inside the opening is the poster's own reading: it stays
+    misread = "Home game Saturday 3pm, come early. Be there."
+    assert without_invented(misread, _report(misread, Evidence.from_inputs(["Riverside Rovers"])),
+                            keep=opening).startswith("Home game Saturday 3pm,")
+
+
+def test_nothing_is_trimmed_down_to_a_stub():
+    from core.stages.grounding import Evidence, without_invented
+
+    evidence = Evidence.from_inputs(["Riverside Rovers", "HOME GAME SATURDAY 3PM"])
     short = "Go! We beat Oldham Town at Kingsway Park."
     assert without_invented(short, _report(short, evidence)) == short  # "Go!" alone says nothing
     clean = "Home game Saturday 3pm. Come along."
@@ -193,3 +206,12 @@ def test_a_tweet_that_keeps_the_facts_ranks_above_one_that_drops_them_even_if_th
     facts = check("Rose bushes $5 off this weekend! 🌸", evidence, salient)
     chatty = check("What a lovely day to be out in the garden with friends and family", evidence, salient)
     assert sorted([(chatty, False), (facts, True)], key=lambda r: rank_key(r[0], thin=r[1]))[0][0] is facts
+
+
+def test_a_bare_date_or_time_is_no_tweet():
+    from core.stages.grounding import MIN_CONTENT_WORDS, Evidence, check
+
+    evidence = Evidence.from_inputs(["Meadow Store"], "2023-11-08 16:46")
+    assert check("2023-11-08 16:46", evidence).content_words < MIN_CONTENT_WORDS
+    assert check("10:47", evidence).content_words < MIN_CONTENT_WORDS
+    assert check("Open 10:47 today", evidence).content_words == MIN_CONTENT_WORDS

@@ -234,7 +234,8 @@ def check(tweet: str, evidence: Evidence, salient: Sequence[str] = ()) -> Ground
                for d in extract_details(tweet)]
     tweet_words = set(_words(tweet))
     used = [w for w in salient if w in tweet_words or (len(w) > 4 and any(t.startswith(w[:-1]) for t in tweet_words))]
-    content = len(_words(re.sub(r"<[^<>]{0,40}>", " ", tweet)))
+    # words with a letter: a bare date and time ("2023-11-08 16:46", echoed from the prompt) is no tweet either
+    content = sum(any(c.isalpha() for c in w) for w in _words(re.sub(r"<[^<>]{0,40}>", " ", tweet)))
     return GroundingReport(details, list(salient), used, content)
 
 
@@ -246,10 +247,11 @@ def without_invented(tweet: str, report: GroundingReport, keep: str = "") -> str
 
     Why: a small model writes the post's facts first and then runs on into an opponent, a stadium, a trophy
     ("… Saturday 3pm. We beat Riverside FC at Old Park to lift the 2019 Cup!"). Dropping the sentences that carry
-    them keeps the tweet and its facts. Nothing is dropped when the unsupported detail is in the sentence holding
-    ``keep`` (the tweet's opening, its facts) or when fewer than ``THIN_WORDS`` words would be left: then the
-    ranking and the second look deal with the tweet as a whole. Placeholders, hashtags and emoji that followed
-    the dropped sentence stay.
+    them keeps the tweet and its facts. In the sentence holding ``keep`` (the tweet's opening, its facts) only the
+    comma-separated clauses after it that carry the detail go ("Rope toy half price this Friday, 10/25." → "… this
+    Friday."); a detail inside ``keep`` itself stays. Nothing is dropped when fewer than ``THIN_WORDS`` words would
+    be left: then the ranking and the second look deal with the tweet as a whole. Placeholders, hashtags and emoji
+    that followed a dropped sentence stay.
     """
     bad = [(d.start, d.end) for d in report.unsupported]
     if not bad:
@@ -259,7 +261,12 @@ def without_invented(tweet: str, report: GroundingReport, keep: str = "") -> str
     for start, end in spans:
         sentence = tweet[start:end]
         invented = any(start <= a < end for a, _ in bad)
-        if invented and not (keep and keep in sentence) and _plain_words(sentence):
+        if invented and keep and keep in sentence:
+            trimmed = _without_invented_clauses(sentence, start, bad, keep)
+            dropped = dropped or trimmed != sentence
+            kept.append(trimmed)
+            continue
+        if invented and _plain_words(sentence):
             # what trails the sentence's words (a placeholder, hashtags, emoji) is the tweet's, not the claim's
             tail = re.search(r"(?:\s*(?:<[^<>]{1,40}>|[#@]\w+|[^\w\s.!?,;:'\"…-]+))+\s*$", sentence)
             if tail and _plain_words(sentence[: tail.start()]):
@@ -271,6 +278,25 @@ def without_invented(tweet: str, report: GroundingReport, keep: str = "") -> str
         return tweet
     shorter = " ".join(" ".join(kept).split())
     return shorter if len(_plain_words(shorter)) >= THIN_WORDS else tweet
+
+
+def _without_invented_clauses(sentence: str, offset: int, bad: list[tuple[int, int]], keep: str) -> str:
+    """``sentence`` (at ``offset`` in the tweet) without the clauses after ``keep`` that hold a detail in ``bad``."""
+    head = keep.rstrip(",")
+    at = sentence.find(head)
+    head_end = at + len(head)
+    ending = re.search(r"[.!?…]*\s*$", sentence)
+    body_end = ending.start() if ending else len(sentence)
+    clauses, position, kept = sentence[head_end:body_end].split(","), head_end, []
+    for index, clause in enumerate(clauses):
+        span = (offset + position, offset + position + len(clause))
+        if clause.strip() and not any(span[0] <= a < span[1] for a, _ in bad):
+            kept.append(clause if index == 0 else "," + clause)  # the first piece follows the opening directly
+        position += len(clause) + 1
+    if len(kept) == len([c for c in clauses if c.strip()]):
+        return sentence
+    end = sentence[body_end:].strip() or "."
+    return sentence[:head_end] + "".join(kept).rstrip() + end + (" " if sentence.endswith(" ") else "")
 
 
 # A tweet that has ended (a sentence end, a hashtag, an emoji) and then goes on after a dash is two tweets.
