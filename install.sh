@@ -12,6 +12,7 @@ cd "$(dirname "$0")"
 #   chromium   the browser test and the README's screenshots
 #   fonts-dejavu-core fonts-liberation fonts-freefont-ttf  rendered-text fixtures and synthetic posters
 #   fonts-noto-color-emoji  colour emoji in headless Chromium (the app and the README screenshots)
+#   wordnet-base  WordNet 3.0, to rebuild the captioner's ImageNet class hierarchy
 APT_PACKAGES="espeak-ng chromium fonts-dejavu-core fonts-liberation fonts-freefont-ttf fonts-noto-color-emoji wordnet-base"
 if [ "${M2T_SKIP_APT:-0}" != "1" ] && command -v apt-get >/dev/null && [ "$(id -u)" = "0" ]; then
   export DEBIAN_FRONTEND=noninteractive
