@@ -9,6 +9,11 @@ Three questions, one run:
 
 Chromium runs on the same machine and takes CPU from the server, so the concurrent numbers are a
 bound for one CPU box serving remote visitors, not an exact figure.
+
+``--no-browser`` (:func:`bench_visitors`) drives the visitors through Streamlit's websocket protocol instead
+(:mod:`core.devtools.ws_visitors`: one coroutine per visitor, no browser), so 20 visitors fit on the 2-core
+box: tweets per minute, each visitor's wait and place texts, the slowest wait against taking turns, and the
+server process's peak memory, for each number of visitors at once.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import re
 import shutil
 import socket
 import statistics
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -159,5 +165,141 @@ def serve_table(r: dict) -> str:
         rows.append("  visitors clicking at once (warm server): median / slowest wait, tweets per minute")
         rows += [f"    {n:>2}: {c['median_s']:>6.2f} s / {c['max_s']:>6.2f} s   {c['tweets_per_min']:.1f} per min"
                  for n, c in concurrent.items()]
+    rows.append(f"  load average before/after: {r['load_avg_before'][0]} / {r['load_avg_after'][0]}")
+    return "\n".join(rows)
+
+
+# --------------------------------------------------------------------------- --no-browser: many visitors
+
+
+class PeakRss:
+    """The server process's resident memory (with any children it started), sampled every ``every`` seconds in a
+    thread while the block runs: ``peak_mb`` the highest seen, ``start_mb`` the first sample."""
+
+    def __init__(self, pid: int, every: float = 0.25) -> None:
+        self.pid, self.every = pid, every
+        self.peak_mb = self.start_mb = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="serve-bench-rss")
+
+    def sample(self) -> float:
+        import psutil
+
+        try:
+            proc = psutil.Process(self.pid)
+            procs = [proc, *proc.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return 0.0
+        total = 0
+        for p in procs:
+            try:
+                total += p.memory_info().rss
+            except psutil.NoSuchProcess:
+                pass
+        return total / 2**20
+
+    def _run(self) -> None:
+        while True:
+            self.peak_mb = max(self.peak_mb, self.sample())
+            if self._stop.wait(self.every):
+                return
+
+    def __enter__(self) -> PeakRss:
+        self.start_mb = self.peak_mb = self.sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.peak_mb = max(self.peak_mb, self.sample())
+
+
+def _round(server: Any, url: str, n: int, auth: tuple[str, str] | None, one_warm_s: float | None,
+           names: list[str] | None = None) -> dict:
+    from core.devtools import ws_visitors
+
+    load = [round(x, 2) for x in os.getloadavg()]
+    started: dict[str, float] = {}
+    with PeakRss(server.proc.pid) as rss:
+        results = ws_visitors.run_visitors(url, n, auth, names=names,
+                                           before_click=lambda: started.setdefault("t", time.perf_counter()))
+    wall = time.perf_counter() - started.get("t", time.perf_counter())
+    out = ws_visitors.summary(results, one_warm_s)
+    pipeline = [r.pipeline_s for r in results if r.pipeline_s is not None]
+    out.update({"wall_s": wall, "peak_rss_mb": rss.peak_mb, "rss_before_mb": rss.start_mb, "load_avg_before": load,
+                "turns_sum_s": sum(pipeline), "visitors_detail": [r.as_dict() for r in results]})
+    if pipeline:  # the same tweets taken in turn: the sum of this round's own model times
+        out["slowest_vs_own_turns"] = out["max_s"] / sum(pipeline)
+    return out
+
+
+def bench_visitors(concurrency: list[int], warm_visits: int = 3, auth: bool = False,
+                   ready_timeout: float = 300) -> dict:
+    """A fresh ``m2t serve`` with the preload (behind the ``--auth`` proxy when ``auth``), once its models are
+    ready: one first visitor, ``warm_visits`` single visitors in turn (their median is "one warm tweet"), then for
+    each ``n`` of ``concurrency`` that many visitors clicking at once, all through Streamlit's websocket protocol
+    (:mod:`core.devtools.ws_visitors`), each with a company and a poster of its own."""
+    from core.devtools import ws_visitors
+    from core.serve.proxy import AuthProxy, Credentials
+
+    out: dict = {"harness": "websocket (core.devtools.ws_visitors), no browser",
+                 "load_avg_before": [round(x, 2) for x in os.getloadavg()], "warm_visits": warm_visits,
+                 "auth_proxy": auth}
+    server = serve.start_server(_free_port(), profile="offline", preload=True)
+    proxy, login = None, None
+    try:
+        serve.wait_until_ready(server, timeout=ready_timeout)
+        deadline = time.monotonic() + ready_timeout
+        while not any(line.startswith("Models ready") for line in server.tail) and time.monotonic() < deadline:
+            time.sleep(0.5)  # polling the child's output
+        out["preload_line"] = next((line for line in server.tail if line.startswith("Models ready")), "")
+        url = server.url
+        if auth:
+            login = ("bench", "bench-password-1")
+            proxy = AuthProxy("127.0.0.1", _free_port(), server.port, Credentials(*login))
+            proxy.start()
+            url = f"http://127.0.0.1:{proxy.port}"
+        names = ws_visitors.companies(max([*concurrency, warm_visits + 1]))
+        first = _round(server, url, 1, login, None, names[:1])
+        out["first_visitor"] = first
+        warm = [_round(server, url, 1, login, None, [names[(i + 1) % len(names)]]) for i in range(warm_visits)]
+        out["warm_visitor_runs_s"] = [w["max_s"] for w in warm]
+        out["warm_pipeline_runs_s"] = [w["pipeline_s"][0] for w in warm]
+        out["one_warm_tweet_s"] = statistics.median(out["warm_visitor_runs_s"])
+        out["single_visitor_peak_rss_mb"] = max([first["peak_rss_mb"], *(w["peak_rss_mb"] for w in warm)])
+        out["concurrent"] = {}
+        for n in concurrency:
+            r = _round(server, url, n, login, out["one_warm_tweet_s"])
+            r["rss_over_single_mb"] = r["peak_rss_mb"] - out["single_visitor_peak_rss_mb"]
+            out["concurrent"][str(n)] = r
+            print(visitors_line(n, r), flush=True)
+    finally:
+        if proxy is not None:
+            proxy.stop()
+        server.stop()
+    out["load_avg_after"] = [round(x, 2) for x in os.getloadavg()]
+    return out
+
+
+def visitors_line(n: int, c: dict) -> str:
+    ratio = f"{c['slowest_vs_turns']:.2f}x" if "slowest_vs_turns" in c else "-"
+    return (f"    {n:>2}: {c['tweets']}/{n} tweets  median {c['median_s']:>7.1f} s  slowest {c['max_s']:>7.1f} s "
+            f"({ratio} of {n} warm tweets)  {c['tweets_per_min']:>5.1f} per min  peak RSS {c['peak_rss_mb']:,.0f} MB  "
+            f"own tweet each: {'yes' if c['every_one_own_tweet'] else 'NO'}  waiting pages showed their place: "
+            f"{'yes' if c['waiting_saw_place'] else 'NO'} ({c['waited']} waited)")
+
+
+def visitors_table(r: dict) -> str:
+    rows = ["m2t serve, visitors through Streamlit's websocket protocol (no browser), submit to 'Tweet ready'",
+            f"  {r.get('preload_line', '')}",
+            f"  first visitor {r['first_visitor']['max_s']:.1f} s; one warm tweet (median of {r['warm_visits']}) "
+            f"{r['one_warm_tweet_s']:.1f} s (runs {', '.join(f'{x:.1f}' for x in r['warm_visitor_runs_s'])}); "
+            f"single-visitor peak RSS {r['single_visitor_peak_rss_mb']:,.0f} MB",
+            "  visitors at once:"]
+    rows += [visitors_line(int(n), c) for n, c in r["concurrent"].items()]
+    for n, c in r["concurrent"].items():
+        if c["errors"]:
+            rows.append(f"  {n} visitors, errors: {'; '.join(c['errors'][:3])}")
     rows.append(f"  load average before/after: {r['load_avg_before'][0]} / {r['load_avg_after'][0]}")
     return "\n".join(rows)

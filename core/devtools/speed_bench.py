@@ -6,7 +6,9 @@
 * ``--cold``: ``m2t predict`` as a new process (``--timings``: where its seconds go) against a warm
   prediction of the same input in this process;
 * ``--serve``: ``m2t serve`` driven by headless Chromium as visitors do: the first visitor clicking
-  as soon as the health check answers, later visitors, and N visitors at once.
+  as soon as the health check answers, later visitors, and N visitors at once; ``--serve --no-browser``:
+  N visitors at once through Streamlit's websocket protocol (no browser, so 20 fit on the box), with
+  tweets per minute, each visitor's wait and place in line, and the server's peak memory.
 
 Ratios within one run are the numbers to compare; absolute seconds belong to the machine, which is
 recorded with the load average before and after (other work on the machine slows both sides).
@@ -313,6 +315,9 @@ def configure(p: Any) -> None:
                    help="only m2t serve in headless Chromium: the first visitor at the health check, warm visitors, "
                         "N at once (--visitors)")
     p.add_argument("--visitors", default="1,2,4", help="--serve: concurrent visitor counts (default %(default)s)")
+    p.add_argument("--no-browser", action="store_true",
+                   help="--serve: visitors through Streamlit's websocket protocol (core.devtools.ws_visitors) "
+                        "instead of headless Chromium; written under serve_visitors")
     p.add_argument("--repeats", type=positive_int, default=3, help="--ocr/--cold: runs per measurement")
 
 
@@ -339,9 +344,12 @@ def run(args: Any, merge_results: Any) -> int:
 
 
 def _serve(args: Any) -> tuple[str, dict, str]:
-    from core.devtools.serve_bench import bench_serve, serve_table
+    from core.devtools.serve_bench import bench_serve, bench_visitors, serve_table, visitors_table
 
     visitors = [int(v) for v in str(args.visitors).split(",") if v.strip()]
+    if getattr(args, "no_browser", False):
+        result = bench_visitors(visitors)
+        return "serve_visitors", result, visitors_table(result)
     with tempfile.TemporaryDirectory() as tmp:
         result = bench_serve(poster(Path(tmp)), app_request(), visitors)
     return "serve", result, serve_table(result)
@@ -349,15 +357,15 @@ def _serve(args: Any) -> tuple[str, dict, str]:
 
 def _run_cold_and_serve(args: Any, merge_results: Any) -> int:
     """``--cold --serve``: both parts, then ``m2t predict`` as a new process against a warm visitor of the app."""
-    _, served, serve_text = _serve(args)
+    name, served, serve_text = _serve(args)
     cold = bench_cold(args.repeats, args.repeats, app_request())
-    app_warm = served["with_preload"]["warm_visitor_s"]
+    app_warm = served["one_warm_tweet_s"] if name == "serve_visitors" else served["with_preload"]["warm_visitor_s"]
     cold["vs_app_warm"] = {"app_warm_visitor_s": app_warm, "ratio": cold["cold_s"] / app_warm}
     for part in (served, cold):
         part["machine"] = machine_description()
     summary = (f"m2t predict as a new process vs a warm visitor of m2t serve (click to 'Tweet ready'): "
                f"{cold['cold_s']:.2f} s / {app_warm:.2f} s = {cold['vs_app_warm']['ratio']:.2f}x")
-    print(json.dumps({"serve": served, "cold_predict": cold}, indent=2) if args.json else
+    print(json.dumps({name: served, "cold_predict": cold}, indent=2) if args.json else
           "\n\n".join([serve_text, cold_table(cold), summary]))
-    print(f"wrote {merge_results(args.out, {'serve': served, 'cold_predict': cold})}", file=sys.stderr)
+    print(f"wrote {merge_results(args.out, {name: served, 'cold_predict': cold})}", file=sys.stderr)
     return 0
