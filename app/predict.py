@@ -38,7 +38,10 @@ STAGES = {
 }
 HISTORY_KEY = "tweet.history"
 LAST_KEY = "tweet.last"
-POLL_S = 0.5  # how often a waiting page updates its place, and how soon it notices that it was closed or rerun
+POLL_S = 1.0  # how often a waiting page looks at its place in line
+# A waiting page writes to itself when its place text changes, and at least this often: each write is where Streamlit
+# stops a closed or rerun page, and each is re-drawn by every browser waiting (6 Chromium visitors on 2 cores).
+HEARTBEAT_S = 2.0
 
 
 @dataclass
@@ -117,19 +120,21 @@ def wait_in_line(line: TurnQueue, ticket: Ticket, status, place) -> float:
     ``ScriptRunner._enqueue_forward_msg`` runs ``_maybe_handle_execution_control_request``, which raises
     ``StopException`` after ``request_stop()`` (a closed tab: ``disconnect_session`` -> ``request_script_stop``;
     a rerun with ``runner.fastReruns``, the default: the old runner is stopped and a new one started) or
-    ``RerunException``. So a gone page raises here within ``POLL_S``, and the caller's ``finally`` gives up its place.
+    ``RerunException``. So a gone page raises here within ``HEARTBEAT_S`` (plus a poll), and the caller's
+    ``finally`` gives up its place.
     """
     start = time.perf_counter()
     timeout = 0.0  # the first look is immediate: a visitor with nobody ahead sees no waiting line at all
-    shown = ""
+    shown, written = "", 0.0
     while not ticket.wait(timeout):
         if ticket.left:
             raise RuntimeError("the ticket left the line while its page was waiting")
         text = line.place(ticket)
         if text != shown:
             status.update(label=f"Waiting for your turn: {text[:1].lower()}{text[1:]}")
-            shown = text
-        show_place(place, text)  # also every poll, as the point where a gone page is stopped
+        if text != shown or time.perf_counter() - written >= HEARTBEAT_S:
+            show_place(place, text)  # also the point where a gone page is stopped
+            shown, written = text, time.perf_counter()
         timeout = POLL_S
     return time.perf_counter() - start if shown else 0.0
 
