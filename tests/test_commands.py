@@ -86,7 +86,8 @@ def test_predict_json(poster_path):
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
     assert data["tweet"] and data["candidates"][0] == data["tweet"]
-    assert "SUMMER SALE" in data["ocr"] and data["prompt"].endswith("Tweet:")
+    assert "SUMMER SALE" in data["ocr"] and data["prompt"].endswith(f"Tweet: {data['opening']}")
+    assert data["opening"].lower().startswith("summer sale") and data["tweet"].startswith(data["opening"].rstrip(","))
     assert set(data["timings"]) >= {"media", "caption", "ocr", "llm", "total"}
 
 
