@@ -203,7 +203,7 @@ def bench_warm_tweet(readers: dict[str, Any], repeats: int) -> dict:
 
 
 def ocr_table(r: dict) -> str:
-    rows = [f"OCR: easyocr on torch vs the torch-free reader (ONNX Runtime + int8 numpy), median of {r['repeats']} "
+    rows = [f"OCR: easyocr on torch vs the torch-free reader (ONNX Runtime, fp32 export), median of {r['repeats']} "
             "alternating runs",
             f"  {'image':<40}{'torch s':>9}{'onnx s':>9}{'speed-up':>10}{'CPU s torch/onnx':>20}  same boxes"]
     for label, i in r["images"].items():
