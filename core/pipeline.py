@@ -24,6 +24,7 @@ from core.stages.grounding import (
     MIN_CONTENT_WORDS,
     NEAR_COPY_RATIO,
     Evidence,
+    GroundingReport,
     check,
     cut_run_on,
     is_thin,
@@ -144,12 +145,13 @@ class Prediction:
         }
 
 
-def evidence_for(request: PredictRequest, analysis: Analysis) -> Evidence:
+def evidence_for(request: PredictRequest, analysis: Analysis, earlier: list[str] | None = None) -> Evidence:
     """Everything a tweet may state: metadata, caption, OCR, transcript; the brand's habits count as voice, and
-    its earlier tweets back the names it uses (its products, places, people), never a number."""
+    its earlier tweets (``earlier``, looked up when not given) back the names it uses, never a number."""
     voice = analysis.brand.voice.markers if analysis.brand is not None else []
     sources = [str(request.company), str(request.username), analysis.caption, analysis.ocr, analysis.transcript]
-    return Evidence.from_inputs(sources, format_date(request.date), voice, _earlier_tweets(request, analysis))
+    history = _earlier_tweets(request, analysis) if earlier is None else earlier
+    return Evidence.from_inputs(sources, format_date(request.date), voice, history)
 
 
 _ECHOES = re.compile(r"\s*(?:Style:|Recent tweets by @|Image description:|Text in the image:|Engagement:)")
@@ -174,28 +176,41 @@ def _earlier_tweets(request: PredictRequest, analysis: Analysis) -> list[str]:
     return [*shown, *earlier[-COPY_WINDOW:]]
 
 
-def assess(candidates: list[str], request: PredictRequest, analysis: Analysis) -> tuple[list[str], list[dict]]:
-    """Each candidate (echo cut) with its report: the grounding check, its own words and whether it is thin,
-    its similarity to the brand's earlier tweets (``copy_of`` when a near copy) and the brand markers it carries."""
+def _checked(candidate: str, evidence: Evidence, salient: list[str], opening: str) -> tuple[str, GroundingReport]:
+    """The candidate (echo and run-on cut, invented sentences dropped) and its grounding check."""
+    candidate = cut_run_on(cut_echo(candidate))
+    report = check(candidate, evidence, salient)
+    # a sentence that invents (an opponent, a stadium, a trophy) goes, where the rest still says something
+    trimmed = without_invented(candidate, report, keep=opening)
+    return (trimmed, check(trimmed, evidence, salient)) if trimmed != candidate else (candidate, report)
+
+
+def _assess(candidates: list[str], request: PredictRequest,
+            analysis: Analysis) -> tuple[list[str], list[dict], list[GroundingReport]]:
+    """:func:`assess`, with each candidate's grounding check kept for the ranking."""
     from core.brand.voice import BrandVoice
 
-    evidence = evidence_for(request, analysis)
-    salient = salient_words(analysis.ocr, analysis.caption)
-    # a sentence that invents (an opponent, a stadium, a trophy) goes, where the rest still says something
-    candidates = [without_invented(c, check(c, evidence, salient), keep=analysis.opening)
-                  for c in (cut_run_on(cut_echo(c)) for c in candidates)]
-    voice = analysis.brand.voice if analysis.brand is not None else BrandVoice()
     earlier = _earlier_tweets(request, analysis)
+    evidence = evidence_for(request, analysis, earlier)
+    salient = salient_words(analysis.ocr, analysis.caption)
+    pairs = [_checked(c, evidence, salient, analysis.opening) for c in candidates]
+    voice = analysis.brand.voice if analysis.brand is not None else BrandVoice()
     media_text = " ".join(filter(None, (analysis.ocr, analysis.transcript)))
     reports = []
-    for c in candidates:
+    for c, checked in pairs:
         ratio, where = near_copy(c, earlier, voice.signoffs)
-        checked = check(c, evidence, salient)
         reports.append({**checked.to_dict(), "content_words": checked.content_words,
                         "own_words": len(own_words(c, media_text)),
                         "thin": is_thin(c, media_text), "copy_ratio": round(ratio, 3),
                         "copy_of": earlier[where] if ratio >= NEAR_COPY_RATIO else "", "voice": voice.found_in(c),
                         "kit_added": []})
+    return [c for c, _ in pairs], reports, [r for _, r in pairs]
+
+
+def assess(candidates: list[str], request: PredictRequest, analysis: Analysis) -> tuple[list[str], list[dict]]:
+    """Each candidate (echo cut) with its report: the grounding check, its own words and whether it is thin,
+    its similarity to the brand's earlier tweets (``copy_of`` when a near copy) and the brand markers it carries."""
+    candidates, reports, _ = _assess(candidates, request, analysis)
     return candidates, reports
 
 
@@ -223,10 +238,7 @@ def choose(
     where it has none, recorded in its report's ``kit_added``, so whichever a later ranking puts first (``--rank
     likes``) is finished alike. When every candidate is a near copy, the best is still returned and
     ``analysis.errors`` says so."""
-    candidates, reports = assess(candidates, request, analysis)
-    evidence = evidence_for(request, analysis)
-    salient = salient_words(analysis.ocr, analysis.caption)
-    checked = [check(c, evidence, salient) for c in candidates]
+    candidates, reports, checked = _assess(candidates, request, analysis)
     scores = logprobs if logprobs is not None and len(logprobs) == len(candidates) else [None] * len(candidates)
     order = sorted(range(len(candidates)), key=lambda i: rank_key(
         checked[i], scores[i], copy=bool(reports[i]["copy_of"]), thin=reports[i]["thin"],

@@ -33,10 +33,15 @@ RETRY_BELOW = 0.1  # a first reading this unsure is read again with more contras
 FLAT = 0.5  # a crop whose (p90 - p10) / (p90 + p10) is under this counts as low contrast
 
 
-def upright_crop(grey: np.ndarray, box: list[int]) -> np.ndarray:
+def inside(box: list[int], shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+    """An upright ``[x_min, x_max, y_min, y_max]`` box clipped to an image of ``shape`` (a margin may overhang)."""
     left, right, top, bottom = box
-    height, width = grey.shape
-    return grey[max(0, top):min(bottom, height), max(0, left):min(right, width)]
+    return max(0, left), min(right, shape[1]), max(0, top), min(bottom, shape[0])
+
+
+def upright_crop(grey: np.ndarray, box: list[int]) -> np.ndarray:
+    left, right, top, bottom = inside(box, grey.shape)
+    return grey[top:bottom, left:right]
 
 
 def straightened(grey: np.ndarray, corners: list[list[float]]) -> np.ndarray:
@@ -122,8 +127,7 @@ class Recogniser:
             raise ValueError("the torch-free recogniser reads boxes, not paragraphs")
         out = []
         for box in sorted(horizontal, key=lambda b: b[2]):
-            left, right, top, bottom = max(0, box[0]), min(box[1], grey.shape[1]), max(0, box[2]), box[3]
-            bottom = min(bottom, grey.shape[0])
+            left, right, top, bottom = inside(box, grey.shape)
             corners = [[left, top], [right, top], [right, bottom], [left, bottom]]
             out.append((corners, *self.read(upright_crop(grey, box))))
         for corners in free:
