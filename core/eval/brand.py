@@ -296,7 +296,8 @@ def read_subjects(data: str | Path) -> dict[str, list[str]]:
     if not path.is_file():
         return {}
     with path.open(newline="", encoding="utf-8") as handle:
-        return {row["id"]: row["subject"].split() for row in csv.DictReader(handle) if row.get("id")}
+        rows = ((row.get("id"), (row.get("subject") or "").split()) for row in csv.DictReader(handle))
+        return {row_id: words for row_id, words in rows if row_id and words}  # a file without words names nothing
 
 
 def names_subject(text: str, words: list[str]) -> bool:
