@@ -8,19 +8,23 @@ and the download.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
 from app.errors import UserErrors
+from app.line import turn
 from app.models import make_loader
 from app.settings import Settings
 from app.widgets import download, safe_stem
 from core.batch import REQUIRED_COLUMNS, read_tweet_csv, run_batch
 from core.errors import MediaError
 from core.media.decode import Media, load_media
-from core.pipeline import Pipeline, PredictRequest
+from core.pipeline import Pipeline, Prediction, PredictRequest
+from core.stages.llm import GenerationConfig
 
 RESULT_KEY = "batch.result"
 
@@ -29,6 +33,15 @@ class RemoteMediaPipeline(Pipeline):
     """The batch pipeline for an uploaded CSV: its media cells come from a visitor, so a cell that is
     not an http(s) URL (or a dump field of them) is refused for that row (recorded in ``error``, the
     row still gets a tweet) instead of being read from the server's disk."""
+
+    in_turn: Callable[[], AbstractContextManager] = nullcontext
+
+    def predict_many(self, requests: list[PredictRequest], cfg: GenerationConfig | None = None,
+                     progress: Callable[[int, int], None] | None = None) -> list[Prediction]:
+        """One chunk of rows in one turn of the models' line (``in_turn``): a long batch shares the models with the
+        visitors who click meanwhile, a chunk at a time, instead of holding them to the end."""
+        with self.in_turn():
+            return super().predict_many(requests, cfg, progress)
 
     def load_request_media(self, request: PredictRequest) -> tuple[Media | None, list[str]]:
         if request.media is None or (isinstance(request.media, str) and not request.media.strip()):
@@ -48,12 +61,14 @@ def _run(settings: Settings, name: str, data: bytes, limit: int | None) -> pd.Da
         in_path.write_bytes(data)
         rows = len(read_tweet_csv(in_path))  # checks the columns before any model loads
         total = min(rows, limit) if limit else rows
+        place = st.empty()
         bar = st.progress(0.0, text=f"0 / {total} rows")
 
         def progress(done: int, of: int) -> None:
             bar.progress(done / max(1, of), text=f"{done} / {of} rows")
 
         pipeline = RemoteMediaPipeline(settings.specs(), loader=make_loader(notify=status.markdown))
+        pipeline.in_turn = lambda: turn("batch", place, status, resume_label=f"Running {name}…")
         frame = run_batch(in_path, Path(tmp) / "generated.csv", pipeline, settings.generation(), progress=progress,
                           limit=limit, allow_local=False)
     if guard.failed:

@@ -5,9 +5,9 @@ instead of quietly producing a tweet from the metadata alone (what a batch run w
 who just uploaded a file).
 
 The models' part (the whole ``Pipeline.predict`` and the likes, so one visitor's stages are never interleaved
-with another's) is one turn in the process-wide line (``core.model_queue``): a visitor who clicks while another's
+with another's) is one turn in the process-wide line (``app.line.turn``): a visitor who clicks while another's
 prediction runs waits, told their place and an estimate, and their page is the one that leaves the line when it
-is closed or rerun (Streamlit stops a script run at its next ``st`` call; see :func:`wait_in_line`).
+is closed or rerun (Streamlit stops a script run at its next ``st`` call; see ``app.line.wait_in_line``).
 """
 
 from __future__ import annotations
@@ -21,12 +21,11 @@ import streamlit as st
 
 from app.errors import UserErrors
 from app.likes import RANK_KEY, likes_for
+from app.line import turn
 from app.models import make_loader
 from app.settings import Settings
-from core import model_queue
 from core.errors import UserError
 from core.media.decode import Media, load_media
-from core.model_queue import Ticket, TurnQueue
 from core.pipeline import Pipeline, Prediction, PredictRequest
 
 STAGES = {
@@ -38,10 +37,6 @@ STAGES = {
 }
 HISTORY_KEY = "tweet.history"
 LAST_KEY = "tweet.last"
-POLL_S = 1.0  # how often a waiting page looks at its place in line
-# A waiting page writes to itself when its place text changes, and at least this often: each write is where Streamlit
-# stops a closed or rerun page, and each is re-drawn by every browser waiting (6 Chromium visitors on 2 cores).
-HEARTBEAT_S = 2.0
 
 
 @dataclass
@@ -108,37 +103,6 @@ class StageBoard:
             line.markdown(f":material/warning: {label}: {event.partition(':')[2].strip()}")
 
 
-def show_place(place, text: str) -> None:
-    """The waiting visitor's line in the status box (one function, so a test can watch what a page showed)."""
-    place.markdown(f":material/groups: {text}")
-
-
-def wait_in_line(line: TurnQueue, ticket: Ticket, status, place) -> float:
-    """Block until ``ticket`` holds a slot, showing its place (updated every ``POLL_S``); the seconds it waited.
-
-    Each update is an ``st`` call, and every ``st`` call is where Streamlit stops a script run that should end:
-    ``ScriptRunner._enqueue_forward_msg`` runs ``_maybe_handle_execution_control_request``, which raises
-    ``StopException`` after ``request_stop()`` (a closed tab: ``disconnect_session`` -> ``request_script_stop``;
-    a rerun with ``runner.fastReruns``, the default: the old runner is stopped and a new one started) or
-    ``RerunException``. So a gone page raises here within ``HEARTBEAT_S`` (plus a poll), and the caller's
-    ``finally`` gives up its place.
-    """
-    start = time.perf_counter()
-    timeout = 0.0  # the first look is immediate: a visitor with nobody ahead sees no waiting line at all
-    shown, written = "", 0.0
-    while not ticket.wait(timeout):
-        if ticket.left:
-            raise RuntimeError("the ticket left the line while its page was waiting")
-        text = line.place(ticket)
-        if text != shown:
-            status.update(label=f"Waiting for your turn: {text[:1].lower()}{text[1:]}")
-        if text != shown or time.perf_counter() - written >= HEARTBEAT_S:
-            show_place(place, text)  # also the point where a gone page is stopped
-            shown, written = text, time.perf_counter()
-        timeout = POLL_S
-    return time.perf_counter() - start if shown else 0.0
-
-
 def predict(settings: Settings, request: PredictRequest, media_input: MediaInput) -> PredictionResult | None:
     """Run the pipeline in this visitor's turn, showing the place in line, then progress; ``None`` (with an
     ``st.error`` shown) when it cannot."""
@@ -160,20 +124,10 @@ def predict(settings: Settings, request: PredictRequest, media_input: MediaInput
             for stage in ("caption", "ocr", "asr"):
                 board(stage, "skipped")
         request.media = media
-        line = model_queue.shared()
-        ticket = line.join()
-        try:
-            ahead = ticket.ahead()
-            waited = wait_in_line(line, ticket, status, place)
-            if waited:
-                place.caption(f":material/groups: Waited {waited:.1f} s in line ({ahead} ahead of you at first)")
-                status.update(label="Predicting…")
-            with ticket.turn():
-                pipeline = Pipeline(specs, loader=make_loader(notify=status.markdown))
-                prediction = pipeline.predict(request, settings.generation(), on_stage=board)
-                prediction, likes, likes_note = likes_for(request, prediction, bool(st.session_state.get(RANK_KEY)))
-        finally:
-            ticket.leave()  # every exit: an error, a closed page or a rerun frees the place or the slot
+        with turn("tweet", place, status, resume_label="Predicting…") as waited:
+            pipeline = Pipeline(specs, loader=make_loader(notify=status.markdown))
+            prediction = pipeline.predict(request, settings.generation(), on_stage=board)
+            prediction, likes, likes_note = likes_for(request, prediction, bool(st.session_state.get(RANK_KEY)))
         timings = prediction.analysis.timings
         timings["media"] = media_seconds
         timings["total"] = sum(v for k, v in timings.items() if k != "total")

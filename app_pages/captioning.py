@@ -31,7 +31,8 @@ def caption_files(uploads: list) -> list[dict]:
         row.update(caption="; ".join(dict.fromkeys(c.caption for c in captions)), labels=captions[0].labels,
                    guess=captions[0].guess, frames=len(media.images), thumb=thumbnail(media.images[0]))
 
-    return process_uploads(uploads, spec.model, work, needs="image", missing="no picture to caption (audio only?)")
+    return process_uploads(uploads, spec.model, work, needs="image", missing="no picture to caption (audio only?)",
+                           kind="caption")
 
 
 if st.button("Caption", type="primary", disabled=not files, key="captioning.run") and files:

@@ -37,7 +37,8 @@ def read_files(uploads: list) -> list[dict]:
                     for image, frame in zip(media.images, frames, strict=True)],
         )
 
-    return process_uploads(uploads, spec.model, work, needs="image", missing="no picture to read (audio only?)")
+    return process_uploads(uploads, spec.model, work, needs="image", missing="no picture to read (audio only?)",
+                           kind="ocr")
 
 
 if st.button("Read text", type="primary", disabled=not files, key="ocr.run") and files:

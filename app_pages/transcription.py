@@ -31,7 +31,8 @@ def transcribe_files(uploads: list) -> list[dict]:
         row["transcript"] = transcribe(asr, media.audio)
         row["audio_seconds"] = media.audio_seconds
 
-    return process_uploads(uploads, spec.model, work, needs="audio", missing="no sound track to transcribe")
+    return process_uploads(uploads, spec.model, work, needs="audio", missing="no sound track to transcribe",
+                           kind="asr")
 
 
 if st.button("Transcribe", type="primary", disabled=not files, key="transcription.run") and files:

@@ -70,11 +70,20 @@ def wait_estimate(ahead: int, slots: int, typical: float, elapsed: Sequence[floa
     """
     if ahead < slots:
         return 0.0
-    free_at = [max(0.0, typical - e) for e in elapsed[:slots]]
+    served = elapsed[:slots]
+    return wait_for_slot([max(0.0, typical - e) for e in served], [typical] * (ahead - len(served)), slots)
+
+
+def wait_for_slot(left: Sequence[float], waiting: Sequence[float], slots: int) -> float:
+    """Seconds until the next ticket gets a slot: ``left`` holds the seconds each turn being served still needs
+    (one per busy slot), ``waiting`` the expected seconds of each turn waiting ahead, in order; each takes the first
+    slot to free up. Turns of different kinds (a tweet, a batch chunk, one file's caption) take different times, so
+    each ticket ahead counts for its own kind's typical turn (:meth:`TurnQueue.estimate`)."""
+    free_at = [max(0.0, x) for x in left[:slots]]
     free_at += [0.0] * (slots - len(free_at))  # a slot being handed over counts as free now
     heapq.heapify(free_at)
-    for _ in range(ahead - len(elapsed[:slots])):  # each ticket waiting ahead of this one takes the next free slot
-        heapq.heapreplace(free_at, free_at[0] + typical)
+    for seconds in waiting:
+        heapq.heapreplace(free_at, free_at[0] + seconds)
     return free_at[0]
 
 
@@ -99,9 +108,10 @@ class Ticket:
     Every method is safe from any thread; :meth:`leave` is idempotent and frees either the place or the slot.
     """
 
-    def __init__(self, line: TurnQueue, number: int) -> None:
+    def __init__(self, line: TurnQueue, number: int, kind: str = "tweet") -> None:
         self._line = line
         self.number = number  # arrival order, for logs and tests
+        self.kind = kind  # what its turn runs: turns of one kind take about the same time
         self.served_since: float | None = None  # the line's clock when this ticket got its slot
         self.left = False
 
@@ -135,7 +145,7 @@ class Ticket:
         except BaseException:
             self.leave()
             raise
-        self._line.record(self._line.clock() - start)
+        self._line.record(self._line.clock() - start, self.kind)
         self.leave()
 
 
@@ -154,40 +164,45 @@ class TurnQueue:
         self.clock = clock
         self._cond = threading.Condition()
         self._line: list[Ticket] = []
-        self._durations: deque[float] = deque(maxlen=recent)
+        self._recent = recent
+        self._durations: dict[str, deque[float]] = {}
         self._issued = 0
 
-    def join(self) -> Ticket:
-        """A new ticket at the back of the line (served at once when a slot is free)."""
+    def join(self, kind: str = "tweet") -> Ticket:
+        """A new ticket at the back of the line (served at once when a slot is free); ``kind`` names what its turn
+        runs, for the estimates of those behind it."""
         with self._cond:
             self._issued += 1
-            ticket = Ticket(self, self._issued)
+            ticket = Ticket(self, self._issued, kind)
             self._line.append(ticket)
             self._promote()
             return ticket
 
-    def record(self, seconds: float) -> None:
+    def record(self, seconds: float, kind: str = "tweet") -> None:
         """One completed turn's seconds, for the estimate (called by :meth:`Ticket.turn`; tests inject them)."""
         with self._cond:
-            self._durations.append(max(0.0, float(seconds)))
+            self._durations.setdefault(kind, deque(maxlen=self._recent)).append(max(0.0, float(seconds)))
             self._cond.notify_all()  # waiting pages may show a first estimate
 
-    def typical(self) -> float | None:
+    def typical(self, kind: str = "tweet") -> float | None:
         with self._cond:
-            return typical_turn(list(self._durations))
+            return typical_turn(list(self._durations.get(kind, ())))
 
     def estimate(self, ticket: Ticket) -> float | None:
-        """Seconds until ``ticket`` is served, from the recent turns (:func:`wait_estimate`); ``None`` before any
-        turn completed, 0 once it is served or gone."""
+        """Seconds until ``ticket`` is served, from the recent turns of each ticket's kind (:func:`wait_for_slot`);
+        ``None`` while a ticket ahead is of a kind with no completed turn yet, 0 once it is served or gone."""
         with self._cond:
             if ticket not in self._line or ticket.serving:
                 return 0.0
-            typical = typical_turn(list(self._durations))
-            if typical is None:
+            ahead = self._line[: self._line.index(ticket)]
+            typical = {t.kind: typical_turn(list(self._durations.get(t.kind, ()))) for t in ahead}
+            if None in typical.values():
                 return None
             now = self.clock()
-            elapsed = [now - t.served_since for t in self._line[: self.slots] if t.served_since is not None]
-            return wait_estimate(self._line.index(ticket), self.slots, typical, elapsed)
+            served = [t for t in ahead[: self.slots] if t.served_since is not None]
+            left = [typical[t.kind] - (now - t.served_since) for t in served]  # type: ignore[operator]
+            waiting = [typical[t.kind] for t in ahead if t not in served]
+            return wait_for_slot(left, waiting, self.slots)  # type: ignore[arg-type]
 
     def place(self, ticket: Ticket) -> str:
         """:func:`place_text` for ``ticket`` now: its place and estimate read together."""

@@ -1,7 +1,7 @@
-"""The tweet page in the models' line (``core.model_queue``), driven through ``streamlit.testing.v1.AppTest``.
+"""Pages in the models' line (``app.line`` over ``core.model_queue``), driven through ``streamlit.testing.v1.AppTest``.
 
 The test holds the only slot with a ticket of its own, so the page's visitor has to wait. What the page showed is
-read where it shows it (``app.predict.show_place``, wrapped); the test then either closes the page the way
+read where it shows it (``app.line.show_place``, wrapped); the test then either closes the page the way
 Streamlit does (``ScriptRunner.request_stop()``, what ``disconnect_session`` and a fast rerun call) or frees the
 slot. Nothing is timed: each step waits on an ``Event`` set by the step before (``TIMEOUT_S`` only guards a hang).
 """
@@ -14,21 +14,21 @@ import pytest
 
 from core import model_queue
 from core.model_queue import TurnQueue
-from tests.test_app_pages import SUBMIT, assert_no_exception, fill_tweet_form, new_app
+from tests.test_app_pages import SUBMIT, assert_no_exception, fill_tweet_form, new_app, png_bytes
 
 TIMEOUT_S = 120  # a guard against a hang, never a measurement
 
 
 class PageWatch:
-    """Wraps ``app.predict.show_place``: every place text the page showed, and the page's script runner."""
+    """Wraps ``app.line.show_place``: every place text the page showed, and the page's script runner."""
 
     def __init__(self, monkeypatch) -> None:
-        import app.predict
+        import app.line
 
         self.texts: list[str] = []
         self.runner = None
         self.shown = threading.Event()
-        original = app.predict.show_place
+        original = app.line.show_place
 
         def show_place(place, text: str) -> None:
             from streamlit.runtime.scriptrunner import get_script_run_ctx
@@ -40,7 +40,7 @@ class PageWatch:
             self.texts.append(text)
             self.shown.set()
 
-        monkeypatch.setattr(app.predict, "show_place", show_place)
+        monkeypatch.setattr(app.line, "show_place", show_place)
 
     def then(self, action) -> threading.Thread:
         """Run ``action(self)`` in another thread once the page has shown its place (as another visitor would act)."""
@@ -103,3 +103,48 @@ def test_a_waiting_visitor_gets_the_turn_when_the_slot_frees_and_is_told_how_lon
     assert any("Waited" in c.value and "1 ahead of you at first" in c.value for c in at.caption)
     assert at.session_state[LAST_KEY].prediction.tweet.strip()
     assert len(line) == 0 and line.typical() is not None, "the turn completed and was recorded for the estimate"
+
+
+def test_the_captioning_page_takes_one_turn_per_file_after_the_visitor_ahead(line, monkeypatch, poster_path):
+    from PIL import Image
+
+    serving = line.join()  # a tweet visitor holds the slot
+    at = new_app().switch_page("app_pages/captioning.py").run()
+    at.file_uploader(key="captioning.files").set_value([
+        ("poster.png", poster_path.read_bytes(), "image/png"),
+        ("red.png", png_bytes(Image.new("RGB", (96, 96), "red")), "image/png"),
+    ])
+    at.run()
+    watch = PageWatch(monkeypatch)
+    freer = watch.then(lambda w: serving.leave())
+
+    at.button(key="captioning.run").click().run()
+    freer.join(TIMEOUT_S)
+
+    assert_no_exception(at)
+    assert watch.texts[0] == "You are next, estimating the wait…", "the file waited behind the tweet"
+    assert [r["file"] for r in at.session_state["captioning.results"]] == ["poster.png", "red.png"]
+    assert line.typical("caption") is not None and line.typical() is None, "caption turns, recorded as such"
+    assert len(line) == 0
+
+
+def test_a_batch_whose_page_closes_while_waiting_writes_no_row(line, monkeypatch):
+    from core.pipeline import Pipeline
+
+    monkeypatch.setattr(Pipeline, "predict_many", lambda *a, **k: pytest.fail("a row was predicted"))
+    line.record(3.0)
+    serving = line.join()
+    at = new_app()
+    at.file_uploader(key="batch.file").upload(
+        "dump.csv", b"id,date,likes,username,media,inferred company\n1,2023-05-07 18:30,40,beantown,,Bean Town\n",
+        "text/csv")
+    at.run()
+    watch = PageWatch(monkeypatch)
+    closer = watch.then(lambda w: w.runner.request_stop())
+
+    at.button(key="batch.run").click().run()
+    closer.join(TIMEOUT_S)
+
+    assert watch.texts[0] == "You are next, about 3 s"
+    assert "batch.result" not in at.session_state
+    assert len(line) == 1 and serving.serving, "the batch's place was given up"

@@ -12,7 +12,7 @@ import pytest
 
 from core import model_queue
 from core.errors import UserError
-from core.model_queue import TurnQueue, about, place_text, slots_from_env, typical_turn, wait_estimate
+from core.model_queue import TurnQueue, about, place_text, slots_from_env, typical_turn, wait_estimate, wait_for_slot
 
 TIMEOUT_S = 30  # a guard against a hang, never a measurement
 
@@ -164,6 +164,30 @@ def test_the_estimate_comes_from_recorded_turns_and_the_current_turns_progress()
     assert line.estimate(served) == 0.0
 
 
+def test_each_ticket_ahead_counts_for_its_own_kinds_typical_turn():
+    clock = FakeClock()
+    line = TurnQueue(1, clock=clock)
+    line.record(10.0, "batch")
+    line.record(2.0)  # a tweet
+    chunk, tweet, me = line.join("batch"), line.join(), line.join("caption")
+    clock.now = 4.0  # the batch chunk being served has run 4 s of its typical 10
+    assert line.estimate(tweet) == 6.0
+    assert line.estimate(me) == 8.0, "what is left of the chunk, then one tweet"
+    assert line.typical("caption") is None and line.typical() == 2.0
+    behind_me = line.join()
+    assert line.estimate(behind_me) is None, "a caption turn ahead has never completed: no estimate yet"
+    assert chunk.serving
+
+
+def test_a_completed_turn_is_recorded_under_its_tickets_kind():
+    line = TurnQueue(1, clock=FakeClock())
+    ticket = line.join("ocr")
+    assert ticket.wait(TIMEOUT_S)
+    with ticket.turn():
+        pass
+    assert line.typical("ocr") == 0.0 and line.typical() is None, "an OCR file's turn says nothing about a tweet's"
+
+
 def test_the_estimate_keeps_only_recent_turns():
     line = TurnQueue(1, recent=3)
     for seconds in (50.0, 50.0, 2.0, 2.0, 2.0):
@@ -183,6 +207,17 @@ def test_the_estimate_keeps_only_recent_turns():
 ])
 def test_wait_estimate(ahead, slots, typical, elapsed, expected):
     assert wait_estimate(ahead, slots, typical, elapsed) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(("left", "waiting", "slots", "expected"), [
+    ([], [], 1, 0.0),  # a free slot
+    ([2.0], [], 1, 2.0),
+    ([2.0], [10.0, 1.0], 1, 13.0),  # in order, each its own length
+    ([2.0, 5.0], [10.0], 2, 5.0),  # the 10 s chunk takes the slot freed at 2 s; the next slot frees at 5 s
+    ([-1.0], [3.0], 1, 3.0),  # an overrunning turn is taken as about to end
+])
+def test_wait_for_slot(left, waiting, slots, expected):
+    assert wait_for_slot(left, waiting, slots) == pytest.approx(expected)
 
 
 def test_typical_turn_is_the_median_and_none_without_turns():

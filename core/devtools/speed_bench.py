@@ -318,6 +318,10 @@ def configure(p: Any) -> None:
     p.add_argument("--no-browser", action="store_true",
                    help="--serve: visitors through Streamlit's websocket protocol (core.devtools.ws_visitors) "
                         "instead of headless Chromium; written under serve_visitors")
+    p.add_argument("--browsers-share-cpu", action="store_true",
+                   help="--serve: run the headless browsers at the server's CPU priority (by default they run in "
+                        "Linux's idle class, drawing with the CPU the server leaves free, as remote visitors' "
+                        "browsers take none of it)")
     p.add_argument("--repeats", type=positive_int, default=3, help="--ocr/--cold: runs per measurement")
 
 
@@ -351,7 +355,8 @@ def _serve(args: Any) -> tuple[str, dict, str]:
         result = bench_visitors(visitors)
         return "serve_visitors", result, visitors_table(result)
     with tempfile.TemporaryDirectory() as tmp:
-        result = bench_serve(poster(Path(tmp)), app_request(), visitors)
+        result = bench_serve(poster(Path(tmp)), app_request(), visitors,
+                             browsers_idle=not getattr(args, "browsers_share_cpu", False))
     return "serve", result, serve_table(result)
 
 
