@@ -205,10 +205,14 @@ def chromium_command(folder: Path, idle: bool) -> str:
     if chrt is None:
         raise UserError("m2t bench --serve runs the browsers with chrt (util-linux) at idle priority; install it, "
                         "or pass --browsers-share-cpu to run them at the server's priority")
-    wrapper = folder / "chromium-idle"
-    wrapper.write_text(f'#!/bin/sh\nexec {shlex.quote(chrt)} --idle 0 {shlex.quote(chromium)} "$@"\n')
-    wrapper.chmod(0o755)
-    return str(wrapper)
+    return str(idle_wrapper(folder / "chromium-idle", chromium, chrt))
+
+
+def idle_wrapper(path: Path, program: str, chrt: str = "chrt") -> Path:
+    """An executable at ``path`` that runs ``program`` with its arguments in the idle scheduling class."""
+    path.write_text(f'#!/bin/sh\nexec {shlex.quote(chrt)} --idle 0 {shlex.quote(program)} "$@"\n')
+    path.chmod(0o755)
+    return path
 
 
 async def _session(preload: bool, image: Path, request: dict, concurrency: list[int], warm_visits: int,
