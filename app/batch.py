@@ -36,14 +36,28 @@ class RemoteMediaPipeline(Pipeline):
 
     in_turn: Callable[[], AbstractContextManager] = nullcontext
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._fetched: dict[int, tuple[Media | None, list[str]]] = {}
+
     def predict_many(self, requests: list[PredictRequest], cfg: GenerationConfig | None = None,
                      progress: Callable[[int, int], None] | None = None) -> list[Prediction]:
         """One chunk of rows in one turn of the models' line (``in_turn``): a long batch shares the models with the
-        visitors who click meanwhile, a chunk at a time, instead of holding them to the end."""
-        with self.in_turn():
-            return super().predict_many(requests, cfg, progress)
+        visitors who click meanwhile, a chunk at a time, instead of holding them to the end. The chunk's media is
+        fetched and decoded before the turn, so a slow URL holds up no one else."""
+        self._fetched = {id(request): self._fetch(request) for request in requests}
+        try:
+            with self.in_turn():
+                return super().predict_many(requests, cfg, progress)
+        finally:
+            self._fetched = {}
 
     def load_request_media(self, request: PredictRequest) -> tuple[Media | None, list[str]]:
+        fetched = self._fetched.get(id(request))
+        return fetched if fetched is not None else self._fetch(request)
+
+    @staticmethod
+    def _fetch(request: PredictRequest) -> tuple[Media | None, list[str]]:
         if request.media is None or (isinstance(request.media, str) and not request.media.strip()):
             return None, []
         try:

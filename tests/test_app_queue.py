@@ -128,23 +128,36 @@ def test_the_captioning_page_takes_one_turn_per_file_after_the_visitor_ahead(lin
     assert len(line) == 0
 
 
-def test_a_batch_whose_page_closes_while_waiting_writes_no_row(line, monkeypatch):
+def test_a_batch_fetches_its_media_before_its_turn_and_a_page_closed_while_waiting_writes_no_row(
+        line, monkeypatch, media_server):
+    import app.batch
     from core.pipeline import Pipeline
 
+    base, _ = media_server
+    fetched: list[str] = []
+    read = app.batch.load_media
+
+    def load_media(source, **kwargs):  # a spy: the real reader runs
+        fetched.append(str(source))
+        return read(source, **kwargs)
+
+    monkeypatch.setattr(app.batch, "load_media", load_media)
     monkeypatch.setattr(Pipeline, "predict_many", lambda *a, **k: pytest.fail("a row was predicted"))
-    line.record(3.0)
+    line.record(3.0, "batch")
     serving = line.join()
     at = new_app()
     at.file_uploader(key="batch.file").upload(
-        "dump.csv", b"id,date,likes,username,media,inferred company\n1,2023-05-07 18:30,40,beantown,,Bean Town\n",
-        "text/csv")
+        "dump.csv", f"id,date,likes,username,media,inferred company\n1,2023-05-07 18:30,40,beantown,{base}/poster.png,"
+                    "Bean Town\n".encode(), "text/csv")
     at.run()
     watch = PageWatch(monkeypatch)
-    closer = watch.then(lambda w: w.runner.request_stop())
+    fetched_while_waiting: list[str] = []
+    closer = watch.then(lambda w: (fetched_while_waiting.extend(fetched), w.runner.request_stop()))
 
     at.button(key="batch.run").click().run()
     closer.join(TIMEOUT_S)
 
-    assert watch.texts[0] == "You are next, about 3 s"
+    assert watch.texts[0] == "You are next, estimating the wait…", "a tweet turn ahead, and no tweet timed yet"
+    assert fetched_while_waiting == [f"{base}/poster.png"], "the row's media was fetched before the turn"
     assert "batch.result" not in at.session_state
     assert len(line) == 1 and serving.serving, "the batch's place was given up"
