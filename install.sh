@@ -35,8 +35,9 @@ if [ -n "${COLAB_RELEASE_TAG:-}" ] || [ "${M2T_SYSTEM_PYTHON:-0}" = "1" ]; then
   REQS=$(mktemp)
   grep -vE '^(torch|torchvision)==' requirements.txt > "$REQS"   # keep the runtime's coherent CUDA pair
 else
-  if [ ! -x .venv/bin/python ]; then
-    python3 -m venv .venv
+  # A venv left without pip (an install stopped while it was being made) is made again, not used broken.
+  if [ ! -x .venv/bin/python ] || ! .venv/bin/python -m pip --version >/dev/null 2>&1; then
+    python3 -m venv --clear .venv
   fi
   PY=.venv/bin/python
   REQS=requirements.txt
