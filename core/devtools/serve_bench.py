@@ -133,18 +133,21 @@ async def _visitor_at_once(context: Any, url: str, index: int, name: str, poster
 async def _until_own_tweet(page: Any, result: Any, names: list[str]) -> None:
     """Click, wait for "Tweet ready" and the tweet drawn; record the label's seconds, the place texts the page
     showed, the tweet and whether the page named its own company and any other visitor's."""
-    from core.devtools.ws_visitors import READY
+    from core.devtools.ws_visitors import FAILED_LABEL, READY
 
     try:
         start = time.perf_counter()
         await page.get_by_role("button", name="Predict tweet").click()
-        label = page.get_by_text("Tweet ready in")
+        # Either end of the prediction: a failed one is this visitor's error now, not a wait until the timeout.
+        label = page.get_by_text(re.compile(f"Tweet ready in|{FAILED_LABEL}")).first
         await label.wait_for(timeout=READY_TIMEOUT_MS)
         result.total_s = time.perf_counter() - start
-        found = READY.search(await label.first.inner_text())
-        if found:
-            result.pipeline_s = float(found.group(1))
-            result.line_s = float(found.group(2)) if found.group(2) else 0.0
+        text = await label.inner_text()
+        found = READY.search(text)
+        if found is None:
+            raise RuntimeError(f"the page says {text.strip()[:200]!r}")
+        result.pipeline_s = float(found.group(1))
+        result.line_s = float(found.group(2)) if found.group(2) else 0.0
         # The result is drawn after the label, and a page's first code block is drawn when its code has loaded.
         await page.wait_for_function(f"() => ({RESULT_JS})().tweet.length > 0", timeout=READY_TIMEOUT_MS)
         drawn = await page.evaluate(RESULT_JS)
