@@ -48,11 +48,12 @@ def test_the_tweet_and_the_ocr_text_are_the_code_blocks_after_their_headings() -
 
 
 def test_summary_compares_the_slowest_with_taking_turns_and_checks_each_page() -> None:
-    a = VisitorResult(0, "Bean Town", "beantown", "a.png", total_s=5.0, pipeline_s=5.0, tweet="t",
+    a = VisitorResult(0, "Bean Town", "beantown", "a.png", total_s=5.0, pipeline_s=5.0, tweet="Coffee at bean town",
                       own_company_seen=True)
     b = VisitorResult(1, "Maple Bakery", "maplebakery", "b.png", total_s=11.0, pipeline_s=5.5, line_s=5.0,
-                      tweet="u", own_company_seen=True, place_texts=["You are next, about 5 s"])
+                      tweet="Grand opening!", own_company_seen=True, place_texts=["You are next, about 5 s"])
     s = summary([a, b], one_warm_s=5.0)
+    assert s["tweets_naming_own_company"] == 1
     assert (s["tweets"], s["max_s"], s["slowest_vs_turns"]) == (2, 11.0, 1.1)
     assert s["tweets_per_min"] == pytest.approx(60 * 2 / 11)
     assert s["every_one_own_tweet"] and s["none_sees_another"] and s["waiting_saw_place"] and s["waited"] == 1

@@ -422,7 +422,8 @@ def visitors_line(n: int, c: dict) -> str:
     ratio = f"{c['slowest_vs_turns']:.2f}x" if "slowest_vs_turns" in c else "-"
     return (f"    {n:>2}: {c['tweets']}/{n} tweets  median {c['median_s']:>7.1f} s  slowest {c['max_s']:>7.1f} s "
             f"({ratio} of {n} warm tweets)  {c['tweets_per_min']:>5.1f} per min  peak RSS {c['peak_rss_mb']:,.0f} MB  "
-            f"own tweet each: {'yes' if c['every_one_own_tweet'] else 'NO'}  waiting pages showed their place: "
+            f"own tweet each: {'yes' if c['every_one_own_tweet'] else 'NO'} "
+            f"({c.get('tweets_naming_own_company', '?')} name their company)  waiting pages showed their place: "
             f"{'yes' if c['waiting_saw_place'] else 'NO'} ({c['waited']} waited)")
 
 

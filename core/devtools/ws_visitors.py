@@ -483,6 +483,9 @@ def summary(results: Sequence[VisitorResult], one_warm_s: float | None = None) -
         "none_sees_another": all(not r.others_seen for r in results),
         "waiting_saw_place": all(r.place_texts for r in good if r.line_s > 0),
         "waited": sum(1 for r in good if r.line_s > 0),
+        # The poster names its company; a tweet that keeps it kept its own poster's main fact (a model's choice,
+        # so counted, not required).
+        "tweets_naming_own_company": sum(1 for r in good if r.company.lower() in r.tweet.lower()),
         "place_texts": {r.company: r.place_texts for r in results},
         "tweets_by_company": {r.company: r.tweet for r in results},
     }
