@@ -97,6 +97,9 @@ class StageBoard:
         elif event == "done":
             seconds = time.perf_counter() - self.started.get(stage, time.perf_counter())
             line.markdown(f":material/check_circle: {label} ({seconds:.1f} s)")
+        elif event == "second look":  # the first tweet missed a check: more candidates to choose from
+            self.status.update(label=f"{label}: a second look…")
+            line.markdown(f":material/hourglass_top: {label}… a second look (the first draft missed a check)")
         elif event == "skipped":
             line.markdown(f":material/remove: {label}: nothing to do for this media")
         elif event.startswith("error"):

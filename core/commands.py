@@ -192,7 +192,7 @@ def run_predict(args) -> int:
     pipeline = _pipeline(args, loader=loads.get)
 
     def on_stage(stage: str, state: str) -> None:
-        if state not in ("start", "skipped"):
+        if state not in ("start", "skipped", "second look"):  # the app shows the second look; here its time does
             say(f"{stage}: {state}")
 
     media = None

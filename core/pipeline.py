@@ -460,7 +460,7 @@ class Pipeline:
         if on_stage:
             on_stage("llm", "start")
         start = time.perf_counter()
-        scored = self._write([prompt], [request], [analysis], cfg)[0]
+        scored = self._write([prompt], [request], [analysis], cfg, on_stage)[0]
         analysis.timings["llm"] = time.perf_counter() - start
         if on_stage:
             on_stage("llm", "done")
@@ -476,12 +476,14 @@ class Pipeline:
         return generate_scored(self.model("llm"), prompts, cfg, scores=cfg.num_candidates > 1, openings=openings)
 
     def _write(self, prompts: list[str], requests: list[PredictRequest], analyses: list[Analysis],
-               cfg: GenerationConfig | None) -> list[list[tuple[str, float | None]]]:
+               cfg: GenerationConfig | None, on_stage: StageCallback | None = None
+               ) -> list[list[tuple[str, float | None]]]:
         """Candidates per prompt. With one greedy candidate (the default) a second look: where that tweet is a near
         copy, has an unsupported detail, leaves its poster's facts out or (with history) is thin
         (``needs_second_look``), ``cfg.second_look`` sampled candidates are written for those prompts in one more
         call and all are ranked together. A tweet that passes costs one greedy call, as before; see
-        docs/brand-voice.md for what each costs."""
+        docs/brand-voice.md for what each costs. ``on_stage("llm", "second look")`` says when that call starts: the
+        app shows it, and a page closed meanwhile is stopped there instead of after the longer half of the stage."""
         cfg = cfg or GenerationConfig()
         openings = [a.opening for a in analyses]
         scored = self._generate(prompts, cfg, openings)
@@ -491,6 +493,8 @@ class Pipeline:
                 if rows and needs_second_look(assess([rows[0][0]], requests[i], analyses[i])[1][0],
                                               thin_counts=requests[i].history is not None)]
         if weak:
+            if on_stage:
+                on_stage("llm", "second look")
             more = self._generate([prompts[i] for i in weak], replace(cfg, num_candidates=cfg.second_look),
                                   [openings[i] for i in weak])
             for i, extra in zip(weak, more, strict=True):

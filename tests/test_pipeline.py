@@ -58,6 +58,10 @@ def test_a_poster_prediction_is_a_clean_tweet_whose_reports_match_it(pipeline, p
     assert len(prediction.candidates) in (1, 1 + CFG.second_look)
     if len(prediction.candidates) == 1:
         assert not needs_second_look(prediction.grounding, thin_counts=False), prediction.grounding
+    second_look = ("llm", "second look") in stages
+    assert second_look == (len(prediction.candidates) > 1), "the second look is reported exactly when it runs"
+    if second_look:
+        assert stages.index(("llm", "start")) < stages.index(("llm", "second look")) < stages.index(("llm", "done"))
     # Each report is the check of its own candidate (no history: no brand kit, the tweet is the candidate).
     assert prediction.groundings == assess(prediction.candidates, request, prediction.analysis)[1]
     data = prediction.to_dict()
@@ -78,17 +82,20 @@ def test_a_tweet_that_leaves_the_poster_out_gets_a_second_look(stub_pipeline, po
     vague = "Big things are coming, stay tuned for more"
     invented = "Nike has made running shoes since 1964"
     script = Script(greedy=vague, sampled=[invented, "Run", POSTER_FACTS], logprobs=[-0.2, -0.1, -1.5])
-    prediction = stub_pipeline(script).predict(request, CFG)
+    stages: list[tuple[str, str]] = []
+    prediction = stub_pipeline(script).predict(request, CFG, on_stage=lambda *event: stages.append(event))
     assert [(cfg.num_candidates, len(prompts)) for prompts, cfg in script.calls] == [(1, 1), (CFG.second_look, 1)]
+    assert [e for e in stages if e[0] == "llm"] == [("llm", "start"), ("llm", "second look"), ("llm", "done")]
     # Facts kept first; the vague greedy tweet next; an invented year, then a non-tweet, last whatever their
     # likelihood. Every raw text was cleaned (the stub appends the next few-shot block).
     assert prediction.candidates == [POSTER_FACTS, vague, invented, "Run"]
     assert prediction.grounding["coverage"] >= 0.5 > prediction.groundings[1]["coverage"]
     assert prediction.groundings[2]["unsupported"] == ["1964"]
     # A greedy tweet that keeps the poster's facts is kept as it is: one call, no samples.
-    script = Script(greedy=POSTER_FACTS)
-    again = stub_pipeline(script).predict(request, CFG)
+    script, stages = Script(greedy=POSTER_FACTS), []
+    again = stub_pipeline(script).predict(request, CFG, on_stage=lambda *event: stages.append(event))
     assert again.candidates == [POSTER_FACTS] and len(script.calls) == 1
+    assert ("llm", "second look") not in stages
 
 
 @pytest.mark.slow
