@@ -251,3 +251,28 @@ def test_a_lock_released_within_the_busy_timeout_is_waited_for(tmp_path, monkeyp
         assert store.record_run(_run(), _samples()) == 1
     finally:
         releaser.join()
+
+
+def test_a_transaction_start_told_locked_at_once_is_tried_again_within_the_busy_timeout(monkeypatch):
+    """SQLite answers "locked" without waiting while another process's last connection cleans up its WAL: the
+    start of a write is tried again (here an action that is refused twice), other errors are not."""
+    from core.eval.store import _while_busy
+
+    answers = [sqlite3.OperationalError("database is locked"), sqlite3.OperationalError("database is busy"), 7]
+
+    def action():
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    assert _while_busy(action) == 7 and answers == []
+    calls = []
+    with pytest.raises(sqlite3.OperationalError, match="no such table"):
+        _while_busy(lambda: calls.append(1) or (_ for _ in ()).throw(sqlite3.OperationalError("no such table: x")))
+    assert calls == [1], "a bug is not retried"
+    monkeypatch.setenv("M2T_DB_TIMEOUT_S", "0")
+    calls.clear()
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        _while_busy(lambda: calls.append(1) or (_ for _ in ()).throw(sqlite3.OperationalError("database is locked")))
+    assert len(calls) <= 2, "with no busy timeout left the lock is reported, not waited for"

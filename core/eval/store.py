@@ -20,16 +20,18 @@ import os
 import platform
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from core.errors import UserError
 from core.outputs import writable_file
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -262,6 +264,28 @@ def _enable_wal(conn: sqlite3.Connection) -> None:
             delay = min(delay * 2, 0.2)
 
 
+def _while_busy(action: Callable[[], T]) -> T:
+    """``action()``, tried again while SQLite answers "locked" or "busy", until the busy timeout.
+
+    SQLite's busy handler already waits inside most statements, but not in every case. One is documented for WAL
+    files (sqlite.org/wal.html, "Sometimes Queries Return SQLITE_BUSY In WAL Mode"): while the last connection to
+    the file closes, it holds an exclusive lock to clean up the WAL, and a connection that starts a transaction
+    meanwhile is told "locked" at once. Writers that open a connection per run, as evaluations do, meet that case
+    whenever one of them closes. A handler that already waited out the timeout leaves no time, so the wait stays
+    one busy timeout in all.
+    """
+    deadline = time.monotonic() + busy_timeout_s()
+    delay = 0.005
+    while True:
+        try:
+            return action()
+        except sqlite3.OperationalError as exc:
+            if ("locked" not in str(exc) and "busy" not in str(exc)) or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)  # backing off from another process's lock
+            delay = min(delay * 2, 0.2)
+
+
 def _run_from_row(row: sqlite3.Row) -> RunRecord:
     return RunRecord(
         id=row["id"],
@@ -332,7 +356,7 @@ class ResultsStore:
     def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
         # IMMEDIATE takes the write lock up front, so two writers queue on the busy
         # timeout instead of deadlocking on a read->write lock upgrade.
-        conn.execute("BEGIN IMMEDIATE")
+        _while_busy(lambda: conn.execute("BEGIN IMMEDIATE"))
         try:
             yield
         except BaseException:
