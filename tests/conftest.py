@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -11,6 +12,17 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
+
+
+@pytest.fixture(autouse=True)
+def keep_main_module():
+    """Puts ``__main__`` back after each test. ``AppTest.from_function`` runs its script as ``__main__`` and leaves it
+    there, and a later ``multiprocessing`` spawn re-runs ``__main__`` in each child: a script written with
+    ``args=`` then fails there (``name '__args' is not defined``), and the child exits 1 before its work."""
+    main = sys.modules.get("__main__")
+    yield
+    if main is not None:
+        sys.modules["__main__"] = main
 
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
