@@ -195,7 +195,7 @@ class TurnQueue:
             if ticket not in self._line or ticket.serving:
                 return 0.0
             ahead = self._line[: self._line.index(ticket)]
-            typical = {t.kind: typical_turn(list(self._durations.get(t.kind, ()))) for t in ahead}
+            typical = {kind: typical_turn(list(self._durations.get(kind, ()))) for kind in {t.kind for t in ahead}}
             if None in typical.values():
                 return None
             now = self.clock()

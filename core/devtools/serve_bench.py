@@ -66,16 +66,22 @@ async def _open_form(context: Any, url: str, image: Path, request: dict) -> Any:
     return page
 
 
-async def _click_to_ready(page: Any) -> tuple[float, float]:
-    """Seconds from the click to "Tweet ready", and the seconds that label states (the pipeline on the server:
-    the rest is the browser and Streamlit's round trips, on the same CPU here)."""
+async def _click_to_ready(page: Any) -> tuple[float, re.Match]:
+    """Seconds from the click to "Tweet ready", and that label read with ``ws_visitors.READY``: the seconds it
+    states (the pipeline on the server; the rest is the browser and Streamlit's round trips, on the same CPU here)
+    and the wait in line. A failed prediction raises at once instead of waiting out the timeout."""
+    from core.devtools.ws_visitors import FAILED_LABEL, READY
+
     start = time.perf_counter()
     await page.get_by_role("button", name="Predict tweet").click()
-    label = page.get_by_text("Tweet ready in")
+    label = page.get_by_text(re.compile(f"Tweet ready in|{FAILED_LABEL}")).first
     await label.wait_for(timeout=READY_TIMEOUT_MS)
     wall = time.perf_counter() - start
-    found = re.search(r"Tweet ready in ([0-9.]+) s", await label.first.inner_text())
-    return wall, float(found.group(1)) if found else float("nan")
+    text = await label.inner_text()
+    found = READY.search(text)
+    if found is None:
+        raise RuntimeError(f"the page says {text.strip()[:200]!r}")
+    return wall, found
 
 
 async def _visitors(browser: Any, url: str, image: Path, request: dict, n: int,
@@ -87,7 +93,8 @@ async def _visitors(browser: Any, url: str, image: Path, request: dict, n: int,
         pages = await asyncio.gather(*(_open_form(c, url, image, request) for c in contexts))
         if before_click is not None:
             before_click()
-        return list(await asyncio.gather(*(_click_to_ready(p) for p in pages)))
+        ready = await asyncio.gather(*(_click_to_ready(p) for p in pages))
+        return [(wall, float(found.group(1))) for wall, found in ready]
     finally:
         for context in contexts:
             await context.close()
@@ -133,19 +140,8 @@ async def _visitor_at_once(context: Any, url: str, index: int, name: str, poster
 async def _until_own_tweet(page: Any, result: Any, names: list[str]) -> None:
     """Click, wait for "Tweet ready" and the tweet drawn; record the label's seconds, the place texts the page
     showed, the tweet and whether the page named its own company and any other visitor's."""
-    from core.devtools.ws_visitors import FAILED_LABEL, READY
-
     try:
-        start = time.perf_counter()
-        await page.get_by_role("button", name="Predict tweet").click()
-        # Either end of the prediction: a failed one is this visitor's error now, not a wait until the timeout.
-        label = page.get_by_text(re.compile(f"Tweet ready in|{FAILED_LABEL}")).first
-        await label.wait_for(timeout=READY_TIMEOUT_MS)
-        result.total_s = time.perf_counter() - start
-        text = await label.inner_text()
-        found = READY.search(text)
-        if found is None:
-            raise RuntimeError(f"the page says {text.strip()[:200]!r}")
+        result.total_s, found = await _click_to_ready(page)
         result.pipeline_s = float(found.group(1))
         result.line_s = float(found.group(2)) if found.group(2) else 0.0
         # The result is drawn after the label, and a page's first code block is drawn when its code has loaded.
